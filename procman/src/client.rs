@@ -1,0 +1,193 @@
+//! Client connections: one per thread per manager, plus one per process that anchors the
+//! process's references.
+//!
+//! A server counts references per client *process*, and releases them when the last connection
+//! of that process closes. Threads come and go, so each process keeps one extra connection per
+//! manager (the anchor) open from the first proxy it holds until it exits: a proxy moved to
+//! another thread keeps working after the thread that created it has ended, and a process that
+//! dies (SIGKILL included) closes the anchor and so gives back everything it held.
+
+use crate::address::Address;
+use crate::auth;
+use crate::error::{Error, Result};
+use crate::transport::Stream;
+use crate::wire::message::{Reply, Request};
+use crate::wire::{self, Bytes};
+use std::cell::RefCell;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Write};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long a client waits for a server's side of the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest reply a client accepts.
+const MAX_REPLY: usize = 1 << 30;
+
+/// The random id of this process as a client, fixed for its lifetime.
+pub(crate) fn client_id() -> u128 {
+    static ID: OnceLock<u128> = OnceLock::new();
+    *ID.get_or_init(|| {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).expect("the OS random number generator failed");
+        u128::from_le_bytes(b)
+    })
+}
+
+/// Addresses of managers this process shut down: calls to them fail with `Error::Shutdown`.
+fn shut_down() -> &'static Mutex<HashSet<Address>> {
+    static S: OnceLock<Mutex<HashSet<Address>>> = OnceLock::new();
+    S.get_or_init(Default::default)
+}
+
+pub(crate) fn mark_shut_down(address: &Address) {
+    shut_down().lock().unwrap_or_else(|e| e.into_inner()).insert(address.clone());
+    anchors().lock().unwrap_or_else(|e| e.into_inner()).remove(address);
+    let _ = CONNS.try_with(|c| c.try_borrow_mut().map(|mut m| m.remove(address)));
+}
+
+pub(crate) fn unmark_shut_down(address: &Address) {
+    shut_down().lock().unwrap_or_else(|e| e.into_inner()).remove(address);
+}
+
+fn lost(address: &Address, reason: impl std::fmt::Display) -> Error {
+    if shut_down().lock().unwrap_or_else(|e| e.into_inner()).contains(address) {
+        Error::Shutdown { address: address.to_string() }
+    } else {
+        Error::ConnectionLost { address: address.to_string(), reason: reason.to_string() }
+    }
+}
+
+/// One authenticated connection to a manager.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    reader: BufReader<Stream>,
+    writer: Stream,
+    address: Address,
+    wbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+}
+
+impl Conn {
+    pub(crate) fn open(address: &Address) -> Result<Conn> {
+        let key = auth::key_for(address);
+        let mut stream = Stream::connect(address).map_err(|e| lost(address, format_args!("could not connect: {e}")))?;
+        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| Error::io("setting a socket timeout", e))?;
+        auth::client_handshake(&mut stream, &key, address)?;
+        stream.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
+        let writer = stream.try_clone().map_err(|e| Error::io("cloning a socket", e))?;
+        let mut conn = Conn {
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            writer,
+            address: address.clone(),
+            wbuf: Vec::with_capacity(256),
+            rbuf: Vec::with_capacity(256),
+        };
+        conn.request(&Request::Hello { client: client_id() })?;
+        Ok(conn)
+    }
+
+    /// Sends a request and returns the payload of its reply.
+    pub(crate) fn request(&mut self, req: &Request<'_>) -> Result<Vec<u8>> {
+        self.send(req)?;
+        match wire::read_frame(&mut self.reader, &mut self.rbuf, MAX_REPLY) {
+            Ok(true) => {}
+            Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),
+            Err(e) => return Err(lost(&self.address, e)),
+        }
+        match postcard::from_bytes::<Reply<'_>>(&self.rbuf) {
+            Ok(Reply::Ok(Bytes(b))) => Ok(b.to_vec()),
+            Ok(Reply::Err(e)) => Err(e.into()),
+            Err(e) => Err(Error::Protocol { address: self.address.to_string(), message: format!("undecodable reply: {e}") }),
+        }
+    }
+
+    /// Sends a request that gets no reply.
+    pub(crate) fn send(&mut self, req: &Request<'_>) -> Result<()> {
+        wire::frame(req, &mut self.wbuf)?;
+        self.writer.write_all(&self.wbuf).map_err(|e| lost(&self.address, e))
+    }
+}
+
+thread_local! {
+    static CONNS: RefCell<HashMap<Address, Conn>> = RefCell::new(HashMap::new());
+}
+
+fn anchors() -> &'static Mutex<HashMap<Address, Conn>> {
+    static A: OnceLock<Mutex<HashMap<Address, Conn>>> = OnceLock::new();
+    A.get_or_init(Default::default)
+}
+
+/// Runs `f` on this thread's connection to `address`, opening it if needed. A connection that
+/// fails is dropped, so the next call reconnects.
+pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Result<R>) -> Result<R> {
+    let mut f = Some(f);
+    let out = CONNS.try_with(|cell| {
+        let mut map = cell.try_borrow_mut().ok()?;
+        let conn = match map.entry(address.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => match Conn::open(address) {
+                Ok(c) => v.insert(c),
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let r = (f.take().expect("called once"))(conn);
+        if let Err(e) = &r {
+            if e.is_connection_lost() || matches!(e, Error::Protocol { .. }) {
+                map.remove(address);
+            }
+        }
+        Some(r)
+    });
+    match out {
+        Ok(Some(r)) => r,
+        // Thread-local storage is gone (thread exit) or in use (a call from inside a call):
+        // use a connection of its own.
+        _ => {
+            let mut conn = Conn::open(address)?;
+            (f.take().expect("called once"))(&mut conn)
+        }
+    }
+}
+
+/// Makes sure this process holds its anchor connection to `address`.
+pub(crate) fn ensure_anchor(address: &Address) -> Result<()> {
+    let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
+    if !map.contains_key(address) {
+        let conn = Conn::open(address)?;
+        map.insert(address.clone(), conn);
+    }
+    Ok(())
+}
+
+/// Sends a one-way request on an existing connection (this thread's, else the anchor); never
+/// opens one. For decrefs, which must not block a `Drop` on an unreachable manager.
+pub(crate) fn send_existing(address: &Address, req: &Request<'_>) {
+    let sent = CONNS
+        .try_with(|cell| {
+            let mut map = cell.try_borrow_mut().ok()?;
+            let conn = map.get_mut(address)?;
+            if conn.send(req).is_err() {
+                map.remove(address);
+                return None;
+            }
+            Some(())
+        })
+        .ok()
+        .flatten();
+    if sent.is_none() {
+        let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = map.get_mut(address) {
+            if conn.send(req).is_err() {
+                map.remove(address);
+            }
+        }
+    }
+}
+
+/// Opens a connection of its own (not shared with the thread), for shutdown and checks.
+pub(crate) fn request_once(address: &Address, req: &Request<'_>) -> Result<Vec<u8>> {
+    Conn::open(address)?.request(req)
+}

@@ -1,0 +1,163 @@
+//! Tokens and the untyped proxy.
+
+use crate::address::Address;
+use crate::client;
+use crate::error::{Error, Result};
+use crate::wire::message::{NewObject, Request};
+use crate::wire::{self, Bytes};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// What identifies a shared object: its typeid, the address of its manager and its id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Token {
+    typeid: String,
+    address: Address,
+    id: u64,
+}
+
+impl Token {
+    /// The typeid the object was created with (its type name, for objects returned by methods).
+    pub fn typeid(&self) -> &str {
+        &self.typeid
+    }
+
+    /// The address of the manager holding the object.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The object's id in its manager.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{} at {}", self.typeid, self.id, self.address)
+    }
+}
+
+/// A proxy without a type: a token and one reference to the object.
+///
+/// Every typed proxy dereferences to it. [`call_method`](Self::call_method) is Python's
+/// `_callmethod`: the server checks the name against the exposed set and answers
+/// [`Error::NotExposed`] for any other name.
+///
+/// Dropping a `BaseProxy` sends a one-way decref; cloning it takes a new reference. Serializing
+/// it (to send it to another process, through a queue, a dict or as a spawn argument) takes a
+/// reference for the proxy in transit, which the first deserialization adopts, so the object
+/// cannot be freed while the proxy travels. Serialize a proxy only to send it: each serialized
+/// copy that is never deserialized keeps its object alive until the manager stops.
+pub struct BaseProxy {
+    token: Token,
+}
+
+impl BaseProxy {
+    /// A proxy for a reference the server has already counted for this process.
+    pub(crate) fn adopt(token: Token) -> Result<BaseProxy> {
+        client::ensure_anchor(&token.address)?;
+        Ok(BaseProxy { token })
+    }
+
+    pub(crate) fn from_new(address: &Address, bytes: &[u8]) -> Result<BaseProxy> {
+        let new: NewObject = wire::decode(bytes, "a new object's token")?;
+        BaseProxy::adopt(Token { typeid: new.typeid, address: address.clone(), id: new.id })
+    }
+
+    /// The token of the referent.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// Calls `method` with `args` (a tuple: `()`, `(x,)`, `(x, y)`) and decodes the result as `R`.
+    ///
+    /// Fails with [`Error::NotExposed`] when the method is not exposed, [`Error::Decode`] when
+    /// the arguments or the result do not have the types the method uses, [`Error::Remote`]
+    /// when the method panicked, and [`Error::ConnectionLost`] when the manager is gone.
+    pub fn call_method<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
+        let args = wire::encode(args, format_args!("the arguments of `{method}`"))?;
+        let bytes = self.call_raw(method, args)?;
+        wire::decode(&bytes, format_args!("the result of `{method}`"))
+    }
+
+    /// Calls `method` with encoded arguments and returns the encoded result.
+    pub fn call_raw(&self, method: &str, args: Vec<u8>) -> Result<Vec<u8>> {
+        let req = Request::Call { id: self.token.id, method, args: Bytes(&args) };
+        client::with_conn(&self.token.address, |c| c.request(&req))
+    }
+
+    /// Calls a method whose result is a new shared object and returns a proxy for it.
+    pub fn call_for_proxy(&self, method: &str, args: Vec<u8>) -> Result<BaseProxy> {
+        let bytes = self.call_raw(method, args)?;
+        BaseProxy::from_new(&self.token.address, &bytes)
+    }
+
+    /// The referent's `Debug` form, computed in the manager (Python's `repr(proxy)`); types
+    /// without `Debug` give `<TypeName object>`.
+    pub fn repr(&self) -> Result<String> {
+        let bytes = client::with_conn(&self.token.address, |c| c.request(&Request::Repr { id: self.token.id }))?;
+        wire::decode(&bytes, "a repr")
+    }
+
+    pub(crate) fn get_value_bytes(&self) -> Result<Vec<u8>> {
+        client::with_conn(&self.token.address, |c| c.request(&Request::GetValue { id: self.token.id }))
+    }
+
+    /// A new reference to the same object, or the error that prevented taking one.
+    pub fn try_clone(&self) -> Result<BaseProxy> {
+        client::with_conn(&self.token.address, |c| c.request(&Request::IncRef { id: self.token.id }))?;
+        BaseProxy::adopt(self.token.clone())
+    }
+}
+
+impl Clone for BaseProxy {
+    /// Takes a new reference. If the manager cannot be reached the clone holds none, and its
+    /// calls fail like the original's would; use [`BaseProxy::try_clone`] to see the error.
+    fn clone(&self) -> Self {
+        self.try_clone().unwrap_or_else(|_| BaseProxy { token: self.token.clone() })
+    }
+}
+
+impl Drop for BaseProxy {
+    fn drop(&mut self) {
+        client::send_existing(&self.token.address, &Request::DecRef { id: self.token.id });
+    }
+}
+
+impl fmt::Debug for BaseProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BaseProxy")
+            .field("typeid", &self.token.typeid)
+            .field("id", &self.token.id)
+            .field("address", &self.token.address.to_string())
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct InTransit {
+    token: Token,
+    ticket: u64,
+}
+
+impl Serialize for BaseProxy {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let bytes = client::with_conn(&self.token.address, |c| c.request(&Request::Transit { id: self.token.id }))
+            .map_err(|e| serde::ser::Error::custom(format_args!("cannot send proxy {}: {e}", self.token)))?;
+        let ticket: u64 = wire::decode(&bytes, "a transit ticket").map_err(serde::ser::Error::custom)?;
+        InTransit { token: self.token.clone(), ticket }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseProxy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let t = InTransit::deserialize(d)?;
+        let claim = Request::Claim { id: t.token.id, ticket: t.ticket };
+        let result: Result<BaseProxy> = client::with_conn(&t.token.address, |c| c.request(&claim))
+            .and_then(|_| BaseProxy::adopt(t.token.clone()));
+        result.map_err(|e: Error| serde::de::Error::custom(format_args!("cannot receive proxy {}: {e}", t.token)))
+    }
+}

@@ -1,0 +1,544 @@
+//! The server: an object table with reference counts, one thread per connection, dispatch by
+//! method name.
+//!
+//! Reference counts are kept per client process (see [`crate::client`]): when the last
+//! connection of a client closes, whatever it still held is released, so a client that dies
+//! (SIGKILL included) leaks nothing. A proxy in transit holds a reference of its own, adopted by
+//! the process that receives it.
+//!
+//! Objects are called outside the table's lock, each on the thread of the calling connection,
+//! so a blocking method (a queue's `get`) blocks only its caller. Objects are dropped outside the
+//! lock too: a referent whose `Drop` talks to this server cannot deadlock it.
+
+use crate::address::Address;
+use crate::auth::{self, AuthKey};
+use crate::error::{Error, Result, WireError};
+use crate::manager::CreatorEntry;
+use crate::shared::{Caller, Dispatch, Referent};
+use crate::transport::{Listener, Stream, wake_listener};
+use crate::wire::message::{NewObject, ObjectInfo, Reply, Request};
+use crate::wire::{self, Bytes};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, Write};
+use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A referent in the object table.
+pub type Object = Arc<dyn ServerObject>;
+
+/// What the server needs of a referent; implemented for every `#[shared]` type.
+#[doc(hidden)]
+pub trait ServerObject: Send + Sync + 'static {
+    /// Calls an exposed method.
+    fn call(&self, method: &str, args: &[u8], cx: &mut CallCx<'_>) -> Result<Vec<u8>>;
+    /// The referent's `Debug` form.
+    fn repr(&self) -> String;
+    /// The referent encoded.
+    fn encode_value(&self) -> Result<Vec<u8>>;
+    /// The exposed method names.
+    fn exposed(&self) -> &'static [&'static str];
+    /// Tells the referent that a connection that called it closed.
+    fn connection_closed(&self, caller: Caller);
+}
+
+impl<T: Dispatch> ServerObject for Referent<T> {
+    fn call(&self, method: &str, args: &[u8], cx: &mut CallCx<'_>) -> Result<Vec<u8>> {
+        T::call(self, method, args, cx)
+    }
+    fn repr(&self) -> String {
+        T::repr(&self.read())
+    }
+    fn encode_value(&self) -> Result<Vec<u8>> {
+        T::encode_value(&self.read())
+    }
+    fn exposed(&self) -> &'static [&'static str] {
+        T::EXPOSED
+    }
+    fn connection_closed(&self, caller: Caller) {
+        T::connection_closed(self, caller)
+    }
+}
+
+pub(crate) fn new_object<T: Dispatch>(value: T) -> Object {
+    Arc::new(Referent::new(value))
+}
+
+/// The context of one call in the server.
+#[derive(Debug)]
+pub struct CallCx<'a> {
+    core: &'a Core,
+    caller: Caller,
+}
+
+impl CallCx<'_> {
+    /// Who is calling.
+    pub fn caller(&self) -> Caller {
+        self.caller
+    }
+
+    /// Puts `value` in the object table with one reference held by the caller, and returns the
+    /// encoded token that a `#[shared(proxy)]` method sends back.
+    pub fn register<U: Dispatch>(&mut self, value: U) -> Result<Vec<u8>> {
+        let typeid = crate::__private::short_type_name::<U>();
+        let id = self.core.insert(typeid.clone().into(), new_object(value), self.caller.client, false);
+        wire::encode(&NewObject { id, typeid }, "a new object's token")
+    }
+}
+
+/// How the server is configured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ServerConfig {
+    pub(crate) manager: String,
+    pub(crate) includes: Vec<String>,
+    pub(crate) address: Address,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) max_frame_size: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_unauthenticated: usize,
+}
+
+struct Entry {
+    typeid: Arc<str>,
+    object: Object,
+    refs: usize,
+}
+
+#[derive(Default)]
+struct Client {
+    connections: usize,
+    refs: HashMap<u64, usize>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: HashMap<u64, Entry>,
+    clients: HashMap<u128, Client>,
+    transit: HashMap<u64, u64>,
+    singletons: HashMap<&'static str, u64>,
+    open: HashMap<u64, Stream>,
+    next_id: u64,
+    next_ticket: u64,
+}
+
+/// The shared part of a running server.
+pub(crate) struct Core {
+    address: Address,
+    authkey: AuthKey,
+    config: ServerConfig,
+    registry: HashMap<&'static str, &'static CreatorEntry>,
+    state: Mutex<State>,
+    stopping: AtomicBool,
+    listener_fd: RawFd,
+    unauthenticated: AtomicUsize,
+    next_conn: AtomicU64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("address", &self.address.to_string()).finish_non_exhaustive()
+    }
+}
+
+/// A bound server, not yet serving.
+pub(crate) struct Server {
+    core: Arc<Core>,
+    listener: Listener,
+}
+
+impl Server {
+    pub(crate) fn bind(config: ServerConfig) -> Result<Server> {
+        let registry = crate::manager::registry(&config.manager, &config.includes)?;
+        let (listener, address) =
+            Listener::bind(&config.address).map_err(|e| Error::io(format_args!("cannot listen on {}", config.address), e))?;
+        let core = Core {
+            address,
+            authkey: AuthKey::new(&config.authkey),
+            registry,
+            state: Mutex::new(State { next_id: 1, next_ticket: 1, ..State::default() }),
+            stopping: AtomicBool::new(false),
+            listener_fd: listener.raw_fd(),
+            unauthenticated: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            config,
+        };
+        Ok(Server { core: Arc::new(core), listener })
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.core.address
+    }
+
+    pub(crate) fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+
+    pub(crate) fn socket_file(&self) -> Option<std::path::PathBuf> {
+        self.listener.socket_file().cloned()
+    }
+
+    /// Accepts connections until [`Core::stop`]; then closes every connection.
+    pub(crate) fn serve(self) {
+        let Server { core, listener } = self;
+        tracing::debug!(address = %core.address, "manager listening");
+        loop {
+            match listener.accept() {
+                Ok(stream) => {
+                    if core.stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if core.unauthenticated.load(Ordering::Relaxed) >= core.config.max_unauthenticated {
+                        tracing::warn!(peer = %stream.peer(), "refused a connection: too many unauthenticated connections");
+                        continue;
+                    }
+                    core.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                    let c = core.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("procman-connection".into())
+                        .spawn(move || c.serve_connection(stream));
+                    if let Err(e) = spawned {
+                        core.unauthenticated.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!("cannot start a connection thread: {e}");
+                    }
+                }
+                Err(e) => {
+                    if core.stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    tracing::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        core.close_all();
+        drop(listener);
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops accepting and closes every connection.
+    pub(crate) fn stop(&self) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            wake_listener(self.listener_fd);
+        }
+        self.close_all();
+    }
+
+    fn close_all(&self) {
+        let open: Vec<Stream> = self.lock().open.drain().map(|(_, s)| s).collect();
+        for s in open {
+            s.shutdown();
+        }
+    }
+
+    fn insert(&self, typeid: Arc<str>, object: Object, client: u128, pin: bool) -> u64 {
+        let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.objects.insert(id, Entry { typeid, object, refs: 1 + usize::from(pin) });
+        *st.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
+        id
+    }
+
+    fn object(&self, id: u64) -> Result<(Object, Arc<str>)> {
+        let st = self.lock();
+        match st.objects.get(&id) {
+            Some(e) => Ok((e.object.clone(), e.typeid.clone())),
+            None => Err(Error::UnknownObject { id, address: self.address.to_string() }),
+        }
+    }
+
+    fn incref(&self, id: u64, client: u128) -> Result<()> {
+        let mut st = self.lock();
+        let Some(e) = st.objects.get_mut(&id) else {
+            return Err(Error::UnknownObject { id, address: self.address.to_string() });
+        };
+        e.refs += 1;
+        *st.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    /// Releases `n` references of `client` on `id`; returns the object if that freed it.
+    fn release(st: &mut State, client: u128, id: u64, n: usize) -> Option<Object> {
+        let e = st.objects.get_mut(&id)?;
+        e.refs = e.refs.saturating_sub(n);
+        if e.refs == 0 {
+            let _ = client;
+            return st.objects.remove(&id).map(|e| e.object);
+        }
+        None
+    }
+
+    fn decref(&self, id: u64, client: u128) -> Option<Object> {
+        let mut st = self.lock();
+        let held = st.clients.get_mut(&client).and_then(|c| c.refs.get_mut(&id));
+        match held {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                if *n == 0 {
+                    if let Some(c) = st.clients.get_mut(&client) {
+                        c.refs.remove(&id);
+                    }
+                }
+                Self::release(&mut st, client, id, 1)
+            }
+            _ => {
+                tracing::debug!(id, "ignored a decref for a reference the client does not hold");
+                None
+            }
+        }
+    }
+
+    fn create(&self, typeid: &str, args: &[u8], caller: Caller) -> Result<Vec<u8>> {
+        let entry = *self
+            .registry
+            .get(typeid)
+            .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
+        if entry.singleton {
+            let mut st = self.lock();
+            if let Some(&id) = st.singletons.get(entry.typeid) {
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.refs += 1;
+                    *st.clients.entry(caller.client).or_default().refs.entry(id).or_default() += 1;
+                    return wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token");
+                }
+            }
+        }
+        Caller::set_current(Some(caller));
+        let made = catch_unwind(AssertUnwindSafe(|| (entry.create)(args)));
+        Caller::set_current(None);
+        let object = match made {
+            Ok(r) => r?,
+            Err(p) => {
+                return Err(Error::Remote { typeid: typeid.into(), method: "<create>".into(), message: panic_message(&*p) });
+            }
+        };
+        let id = self.insert(entry.typeid.into(), object, caller.client, entry.singleton);
+        if entry.singleton {
+            // Two first callers may race; the second object simply stays unpinned-extra. Keep the first.
+            let mut st = self.lock();
+            st.singletons.entry(entry.typeid).or_insert(id);
+        }
+        wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token")
+    }
+
+    fn debug_info(&self) -> Vec<ObjectInfo> {
+        let st = self.lock();
+        let mut v: Vec<ObjectInfo> = st
+            .objects
+            .iter()
+            .map(|(&id, e)| ObjectInfo { id, typeid: e.typeid.to_string(), refcount: e.refs })
+            .collect();
+        v.sort_by_key(|o| o.id);
+        v
+    }
+
+    fn handle(&self, req: Request<'_>, caller: Caller, touched: &mut HashSet<u64>, freed: &mut Vec<Object>) -> Option<Result<Vec<u8>>> {
+        Some(match req {
+            Request::Hello { .. } => Err(self.protocol("a second hello")),
+            Request::Create { typeid, args } => self.create(typeid, args.0, caller),
+            Request::Call { id, method, args } => self.call(id, method, args.0, caller, touched),
+            Request::Repr { id } => self
+                .object(id)
+                .and_then(|(o, typeid)| guarded(&typeid, "repr", || Ok(o.repr())))
+                .and_then(|s| wire::encode(&s, "a repr")),
+            Request::GetValue { id } => self.object(id).and_then(|(o, typeid)| guarded(&typeid, "get_value", || o.encode_value())),
+            Request::IncRef { id } => self.incref(id, caller.client).map(|()| Vec::new()),
+            Request::DecRef { id } => {
+                freed.extend(self.decref(id, caller.client));
+                return None;
+            }
+            Request::Transit { id } => {
+                let mut st = self.lock();
+                match st.objects.get_mut(&id) {
+                    Some(e) => {
+                        e.refs += 1;
+                        let ticket = st.next_ticket;
+                        st.next_ticket += 1;
+                        st.transit.insert(ticket, id);
+                        wire::encode(&ticket, "a ticket")
+                    }
+                    None => Err(Error::UnknownObject { id, address: self.address.to_string() }),
+                }
+            }
+            Request::Claim { id, ticket } => {
+                let mut st = self.lock();
+                if st.transit.get(&ticket) == Some(&id) {
+                    st.transit.remove(&ticket);
+                    *st.clients.entry(caller.client).or_default().refs.entry(id).or_default() += 1;
+                    Ok(Vec::new())
+                } else {
+                    drop(st);
+                    self.incref(id, caller.client).map(|()| Vec::new())
+                }
+            }
+            Request::DebugInfo => wire::encode(&self.debug_info(), "debug info"),
+            Request::Shutdown => Ok(Vec::new()),
+            Request::Ping => Ok(Vec::new()),
+        })
+    }
+
+    fn call(&self, id: u64, method: &str, args: &[u8], caller: Caller, touched: &mut HashSet<u64>) -> Result<Vec<u8>> {
+        let (object, typeid) = self.object(id)?;
+        touched.insert(id);
+        let mut cx = CallCx { core: self, caller };
+        Caller::set_current(Some(caller));
+        let r = guarded(&typeid, method, || object.call(method, args, &mut cx));
+        Caller::set_current(None);
+        match r {
+            Err(Error::NotExposed { method, .. }) => Err(Error::NotExposed { typeid: typeid.to_string(), method }),
+            r => r,
+        }
+    }
+
+    fn protocol(&self, message: &str) -> Error {
+        Error::Protocol { address: self.address.to_string(), message: message.into() }
+    }
+
+    fn serve_connection(self: Arc<Self>, mut stream: Stream) {
+        let peer = stream.peer();
+        let timeout = Some(self.config.handshake_timeout);
+        let _ = stream.set_read_timeout(timeout);
+        let _ = stream.set_write_timeout(timeout);
+        let authenticated = auth::server_handshake(&mut stream, &self.authkey, &peer);
+        self.unauthenticated.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = authenticated {
+            tracing::warn!(%peer, "refused a connection: {e}");
+            return;
+        }
+        let mut reader = BufReader::with_capacity(64 * 1024, match stream.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        });
+        let mut rbuf = Vec::new();
+        let mut wbuf = Vec::new();
+        let client = match wire::read_frame(&mut reader, &mut rbuf, 1024) {
+            Ok(true) => match postcard::from_bytes::<Request<'_>>(&rbuf) {
+                Ok(Request::Hello { client }) => client,
+                _ => {
+                    tracing::warn!(%peer, "closed a connection: it did not start with a hello");
+                    return;
+                }
+            },
+            _ => return,
+        };
+        let _ = stream.set_read_timeout(None);
+        let _ = stream.set_write_timeout(None);
+        let connection = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = self.lock();
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            st.clients.entry(client).or_default().connections += 1;
+            if let Ok(s) = stream.try_clone() {
+                st.open.insert(connection, s);
+            }
+        }
+        let caller = Caller { client, connection };
+        let mut touched = HashSet::new();
+        let mut freed = Vec::new();
+        let _ = send_reply(&mut stream, &mut wbuf, Ok(Vec::new()));
+        loop {
+            match wire::read_frame(&mut reader, &mut rbuf, self.config.max_frame_size) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    if let Some(big) = e.get_ref().and_then(|x| x.downcast_ref::<wire::FrameTooLarge>()) {
+                        tracing::warn!(%peer, "closed a connection: {big}");
+                        let _ = send_reply(&mut stream, &mut wbuf, Err(Error::FrameTooLarge { size: big.size, limit: big.limit }));
+                    }
+                    break;
+                }
+            }
+            let req = match postcard::from_bytes::<Request<'_>>(&rbuf) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%peer, "closed a connection: undecodable request: {e}");
+                    let _ = send_reply(&mut stream, &mut wbuf, Err(self.protocol(&format!("undecodable request: {e}"))));
+                    break;
+                }
+            };
+            let shutdown = matches!(req, Request::Shutdown);
+            let reply = self.handle(req, caller, &mut touched, &mut freed);
+            freed.clear(); // dropped here, outside the table's lock
+            if let Some(reply) = reply {
+                if send_reply(&mut stream, &mut wbuf, reply).is_err() {
+                    break;
+                }
+            }
+            if shutdown {
+                tracing::debug!(address = %self.address, "shutdown requested");
+                self.stop();
+                break;
+            }
+        }
+        self.end_connection(caller, touched);
+    }
+
+    fn end_connection(&self, caller: Caller, touched: HashSet<u64>) {
+        let mut freed = Vec::new();
+        let mut notify = Vec::new();
+        {
+            let mut st = self.lock();
+            st.open.remove(&caller.connection);
+            for id in &touched {
+                if let Some(e) = st.objects.get(id) {
+                    notify.push(e.object.clone());
+                }
+            }
+            let gone = match st.clients.get_mut(&caller.client) {
+                Some(c) => {
+                    c.connections = c.connections.saturating_sub(1);
+                    c.connections == 0
+                }
+                None => false,
+            };
+            if gone {
+                if let Some(c) = st.clients.remove(&caller.client) {
+                    for (id, n) in c.refs {
+                        freed.extend(Self::release(&mut st, caller.client, id, n));
+                    }
+                }
+            }
+        }
+        for o in notify {
+            let _ = catch_unwind(AssertUnwindSafe(|| o.connection_closed(caller)));
+        }
+        drop(freed);
+    }
+}
+
+fn guarded<T>(typeid: &str, method: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(Error::Remote { typeid: typeid.into(), method: method.into(), message: panic_message(&*p) }),
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".into()
+    }
+}
+
+fn send_reply(stream: &mut Stream, buf: &mut Vec<u8>, r: Result<Vec<u8>>) -> io::Result<()> {
+    let framed = match &r {
+        Ok(b) => wire::frame(&Reply::Ok(Bytes(b)), buf),
+        Err(e) => wire::frame(&Reply::Err(WireError::from(e)), buf),
+    };
+    if let Err(e) = framed {
+        wire::frame(&Reply::Err(WireError::from(&e)), buf).map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    stream.write_all(buf)
+}

@@ -1,0 +1,70 @@
+//! The messages of the manager protocol.
+
+use super::Bytes;
+use crate::error::WireError;
+use serde::{Deserialize, Serialize};
+
+/// A request from a client connection. Every request but `DecRef` gets one [`Reply`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request<'a> {
+    /// First frame after authentication: who the client process is.
+    Hello { client: u128 },
+    /// Create an object with a registered creator.
+    Create {
+        #[serde(borrow)]
+        typeid: &'a str,
+        #[serde(borrow)]
+        args: Bytes<'a>,
+    },
+    /// Call an exposed method.
+    Call {
+        id: u64,
+        #[serde(borrow)]
+        method: &'a str,
+        #[serde(borrow)]
+        args: Bytes<'a>,
+    },
+    /// The referent's `Debug` form.
+    Repr { id: u64 },
+    /// A copy of the referent.
+    GetValue { id: u64 },
+    /// One more reference for the calling client.
+    IncRef { id: u64 },
+    /// One reference less; no reply.
+    DecRef { id: u64 },
+    /// A reference for a proxy in transit; the reply is a ticket.
+    Transit { id: u64 },
+    /// Adopt the reference of a proxy in transit (or take a new one when the ticket is used).
+    Claim { id: u64, ticket: u64 },
+    /// Objects and their reference counts.
+    DebugInfo,
+    /// Stop the server.
+    Shutdown,
+    /// Nothing; checks the connection.
+    Ping,
+}
+
+/// The answer to a request.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply<'a> {
+    Ok(#[serde(borrow)] Bytes<'a>),
+    Err(WireError),
+}
+
+/// What the server returns for a created object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NewObject {
+    pub(crate) id: u64,
+    pub(crate) typeid: String,
+}
+
+/// One line of [`crate::BaseManager::debug_info`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    /// The object id.
+    pub id: u64,
+    /// The typeid it was created with (or its type name, for objects returned by methods).
+    pub typeid: String,
+    /// References held by clients and by proxies in transit.
+    pub refcount: usize,
+}

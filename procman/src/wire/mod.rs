@@ -1,0 +1,140 @@
+//! Framing and messages.
+//!
+//! A frame is a 4-byte little-endian length followed by that many bytes of postcard. The length
+//! is checked against the connection's limit before anything is allocated, so a peer cannot make
+//! the other side reserve memory by announcing a huge frame.
+
+pub(crate) mod message;
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Display;
+use std::io::{self, Read};
+
+/// The default largest frame a connection accepts: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+
+pub(crate) fn encode<T: ?Sized + Serialize>(value: &T, what: impl Display) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| Error::encode(what, e))
+}
+
+pub(crate) fn encode_into<T: ?Sized + Serialize>(value: &T, out: &mut Vec<u8>, what: impl Display) -> Result<()> {
+    let buf = std::mem::take(out);
+    match postcard::to_extend(value, buf) {
+        Ok(buf) => {
+            *out = buf;
+            Ok(())
+        }
+        Err(e) => Err(Error::encode(what, e)),
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl Display) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::decode(what, e))
+}
+
+/// Encodes `msg` as a whole frame (length prefix included) into `buf`, replacing its contents.
+pub(crate) fn frame<T: ?Sized + Serialize>(msg: &T, buf: &mut Vec<u8>) -> Result<()> {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+    encode_into(msg, buf, "a message")?;
+    let len = u32::try_from(buf.len() - 4).map_err(|_| Error::FrameTooLarge { size: buf.len() as u64, limit: u32::MAX as u64 })?;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Reads one frame's body into `buf`. `Ok(false)` is a clean end of stream before a frame.
+pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended inside a frame header")),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameTooLarge { size: len as u64, limit: limit as u64 },
+        ));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    Ok(true)
+}
+
+/// The payload of the `InvalidData` error that [`read_frame`] returns for an oversized frame.
+#[derive(Debug)]
+pub(crate) struct FrameTooLarge {
+    pub(crate) size: u64,
+    pub(crate) limit: u64,
+}
+
+impl Display for FrameTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frame of {} bytes exceeds the limit of {} bytes", self.size, self.limit)
+    }
+}
+
+impl std::error::Error for FrameTooLarge {}
+
+/// Bytes that serialize as one byte string (postcard: a length and the bytes), not a sequence
+/// of numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Bytes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(d).map(Bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_oversized_frames_are_refused_before_allocation() {
+        let mut buf = Vec::new();
+        frame(&("hello", 7u32), &mut buf).unwrap();
+        let mut body = Vec::new();
+        assert!(read_frame(&mut &buf[..], &mut body, 1024).unwrap());
+        let (s, n): (String, u32) = decode(&body, "test").unwrap();
+        assert_eq!((s.as_str(), n), ("hello", 7));
+
+        let huge = (u32::MAX).to_le_bytes();
+        let err = read_frame(&mut &huge[..], &mut body, 1024).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(body.capacity() < 1 << 20, "no allocation for a refused frame");
+        assert!(err.to_string().contains("exceeds the limit of 1024 bytes"));
+    }
+
+    #[test]
+    fn truncated_frames_are_errors_and_empty_streams_are_a_clean_end() {
+        let mut body = Vec::new();
+        assert!(!read_frame(&mut &[][..], &mut body, 1024).unwrap());
+        assert!(read_frame(&mut &[5, 0][..], &mut body, 1024).is_err());
+        assert!(read_frame(&mut &[5, 0, 0, 0, 1, 2][..], &mut body, 1024).is_err());
+    }
+
+    #[test]
+    fn bytes_encode_as_a_byte_string() {
+        let enc = encode(&Bytes(&[1, 2, 3]), "t").unwrap();
+        assert_eq!(enc, vec![3, 1, 2, 3]);
+        let back: Bytes<'_> = postcard::from_bytes(&enc).unwrap();
+        assert_eq!(back.0, &[1, 2, 3]);
+    }
+}
