@@ -159,7 +159,13 @@ mod tests {
 
     #[test]
     fn malformed_addresses_say_why() {
-        for (s, why) in [("nohost", "expected host:port"), ("h:99999", "port"), (":80", "empty host"), ("unix:", "empty"), ("@", "empty")] {
+        for (s, why) in [
+            ("nohost", "expected host:port"),
+            ("h:99999", "port"),
+            (":80", "empty host"),
+            ("unix:", "empty"),
+            ("@", "empty"),
+        ] {
             let e = s.parse::<Address>().unwrap_err().to_string();
             assert!(e.contains(why), "{s}: {e}");
             assert!(e.contains(s), "{s}: {e}");

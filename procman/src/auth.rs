@@ -163,11 +163,15 @@ pub(crate) fn server_handshake(s: &mut (impl Read + Write), key: &AuthKey, peer:
 pub(crate) fn client_handshake(s: &mut (impl Read + Write), key: &AuthKey, address: &Address) -> Result<()> {
     let fail = |reason: String| Error::Authentication { address: address.to_string(), reason };
     let mut hello = [0u8; MAGIC.len() + NONCE];
-    s.read_exact(&mut hello).map_err(|e| {
-        Error::ConnectionLost { address: address.to_string(), reason: format!("during the handshake: {e}") }
+    s.read_exact(&mut hello).map_err(|e| Error::ConnectionLost {
+        address: address.to_string(),
+        reason: format!("during the handshake: {e}"),
     })?;
     if &hello[..MAGIC.len()] != MAGIC {
-        return Err(Error::Protocol { address: address.to_string(), message: "the peer is not a procman manager".into() });
+        return Err(Error::Protocol {
+            address: address.to_string(),
+            message: "the peer is not a procman manager".into(),
+        });
     }
     let challenge = &hello[MAGIC.len()..];
     let ours = nonce();

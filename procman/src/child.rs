@@ -171,7 +171,8 @@ fn run_child(mut sock: UnixStream) -> i32 {
             // SAFETY: the parent computed `trampoline` from a `fn(usize, &[u8]) -> Report`
             // (an instance of `trampoline::<A, R>`) in the same executable, which we checked is
             // the file we run, so the same offset from `anchor` is that function here.
-            let t: fn(usize, &[u8]) -> Report = unsafe { std::mem::transmute::<usize, fn(usize, &[u8]) -> Report>(from_offset(trampoline)) };
+            let t: fn(usize, &[u8]) -> Report =
+                unsafe { std::mem::transmute::<usize, fn(usize, &[u8]) -> Report>(from_offset(trampoline)) };
             let report = t(from_offset(function), &args);
             let code = if matches!(report, Report::Returned(_)) { 0 } else { 101 };
             send(&mut sock, &report);
@@ -403,7 +404,11 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         check_not_unclaimed_child();
         let args = wire::encode(&args, "the arguments of the spawned function")?;
         let trampoline: fn(usize, &[u8]) -> Report = trampoline::<A, R>;
-        let role = Role::Call { trampoline: offset_of(trampoline as *const () as usize), function: offset_of(function as *const () as usize), args };
+        let role = Role::Call {
+            trampoline: offset_of(trampoline as *const () as usize),
+            function: offset_of(function as *const () as usize),
+            args,
+        };
         Ok(Process { inner: spawn(role)?, _result: PhantomData })
     }
 

@@ -72,10 +72,13 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn open(address: &Address) -> Result<Conn> {
-        let key = auth::key_for(address);
+        Conn::open_with(address, &auth::key_for(address))
+    }
+
+    pub(crate) fn open_with(address: &Address, key: &auth::AuthKey) -> Result<Conn> {
         let mut stream = Stream::connect(address).map_err(|e| lost(address, format_args!("could not connect: {e}")))?;
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| Error::io("setting a socket timeout", e))?;
-        auth::client_handshake(&mut stream, &key, address)?;
+        auth::client_handshake(&mut stream, key, address)?;
         stream.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
         let writer = stream.try_clone().map_err(|e| Error::io("cloning a socket", e))?;
         let mut conn = Conn {
@@ -100,7 +103,9 @@ impl Conn {
         match postcard::from_bytes::<Reply<'_>>(&self.rbuf) {
             Ok(Reply::Ok(Bytes(b))) => Ok(b.to_vec()),
             Ok(Reply::Err(e)) => Err(e.into()),
-            Err(e) => Err(Error::Protocol { address: self.address.to_string(), message: format!("undecodable reply: {e}") }),
+            Err(e) => {
+                Err(Error::Protocol { address: self.address.to_string(), message: format!("undecodable reply: {e}") })
+            }
         }
     }
 

@@ -132,6 +132,21 @@ pub enum Error {
     /// A barrier was broken (aborted, reset or timed out) while or before waiting.
     #[error("barrier is broken")]
     BrokenBarrier,
+    /// A key, attribute or item that is not there (Python's `KeyError`, `AttributeError`,
+    /// `ValueError` of `list.remove`).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// An index outside a sequence (Python's `IndexError`).
+    #[error("index {index} out of range for a sequence of length {len}")]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: i64,
+        /// The length of the sequence.
+        len: usize,
+    },
     /// A synchronization primitive was used against its rules (release of an unheld lock, ...).
     #[error("{0}")]
     Usage(String),
@@ -166,6 +181,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 impl From<io::Error> for Error {
@@ -223,6 +244,8 @@ pub(crate) enum WireError {
     Full,
     Abandoned,
     BrokenBarrier,
+    NotFound(String),
+    IndexOutOfRange(i64, usize),
     Usage(String),
     Shutdown(String),
     ChildPanicked(u32, String),
@@ -252,6 +275,8 @@ impl From<&Error> for WireError {
             E::Full => Self::Full,
             E::Abandoned => Self::Abandoned,
             E::BrokenBarrier => Self::BrokenBarrier,
+            E::NotFound { what } => Self::NotFound(what.clone()),
+            E::IndexOutOfRange { index, len } => Self::IndexOutOfRange(*index, *len),
             E::Usage(m) => Self::Usage(m.clone()),
             E::Shutdown { address } => Self::Shutdown(address.clone()),
             E::ChildPanicked { pid, message } => Self::ChildPanicked(*pid, message.clone()),
@@ -283,11 +308,27 @@ impl From<WireError> for Error {
             W::Full => Error::Full,
             W::Abandoned => Error::Abandoned,
             W::BrokenBarrier => Error::BrokenBarrier,
+            W::NotFound(what) => Error::NotFound { what },
+            W::IndexOutOfRange(index, len) => Error::IndexOutOfRange { index, len },
             W::Usage(m) => Error::Usage(m),
             W::Shutdown(address) => Error::Shutdown { address },
             W::ChildPanicked(pid, message) => Error::ChildPanicked { pid, message },
             W::ChildExited(pid, status) => Error::ChildExited { pid, status },
             W::Other(m) => Error::Io { context: "in the manager".into(), source: io::Error::other(m) },
         }
+    }
+}
+
+/// Errors travel between processes (a spawned function may return `procman::Result<T>`):
+/// I/O errors keep their message, every other variant its fields.
+impl Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        WireError::from(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        WireError::deserialize(d).map(Error::from)
     }
 }

@@ -91,6 +91,7 @@ mod manager;
 mod proxy;
 mod server;
 mod shared;
+pub mod sync;
 mod transport;
 mod wire;
 
@@ -98,6 +99,7 @@ mod wire;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use __private::Wire;
 pub use address::Address;
 pub use auth::{AuthKey, authkey, set_authkey};
 pub use child::{Process, init};
@@ -108,12 +110,12 @@ pub use shared::{Caller, Proxy, Shared};
 pub use wire::DEFAULT_MAX_FRAME_SIZE;
 pub use wire::message::ObjectInfo;
 
-// pub use procman_derive::{Shared, main, manager, shared}; // DERIVE
+pub use procman_derive::{Shared, main, manager, shared};
 
 /// The names most programs use: `use procman::prelude::*;`.
 pub mod prelude {
     pub use crate::{BaseManager, Error, Manager, Process, Proxy, Shared};
-    // pub use procman_derive::{manager, shared}; // DERIVE
+    pub use procman_derive::{manager, shared};
 }
 
 /// Declares, in an integration-test file (`tests/*.rs`), the entry point through which the

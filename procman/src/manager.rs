@@ -194,7 +194,9 @@ impl<M: Manager> ManagerBuilder<M> {
     fn key(&self) -> Result<AuthKey> {
         let key = self.authkey.clone().unwrap_or_else(auth::authkey);
         if key.is_empty() && !self.allow_empty_authkey {
-            return Err(Error::usage("an empty authentication key authenticates nobody; call allow_empty_authkey() to use one anyway"));
+            return Err(Error::usage(
+                "an empty authentication key authenticates nobody; call allow_empty_authkey() to use one anyway",
+            ));
         }
         Ok(key)
     }
@@ -275,9 +277,9 @@ impl<M: Manager> ManagerBuilder<M> {
             None => return Err(Error::usage("connect() needs an address")),
         };
         let key = self.key()?;
-        auth::remember(&address, &key);
         client::unmark_shut_down(&address);
-        client::request_once(&address, &Request::Ping)?;
+        client::Conn::open_with(&address, &key)?.request(&Request::Ping)?;
+        auth::remember(&address, &key);
         Ok(M::from_base(BaseManager::new(address, Owner::Connected)))
     }
 }
@@ -305,7 +307,10 @@ pub struct BaseManager {
 
 impl fmt::Debug for BaseManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BaseManager").field("address", &self.inner.address.to_string()).field("pid", &self.pid()).finish()
+        f.debug_struct("BaseManager")
+            .field("address", &self.inner.address.to_string())
+            .field("pid", &self.pid())
+            .finish()
     }
 }
 
@@ -396,7 +401,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let owner = std::mem::replace(self.owner.get_mut().unwrap_or_else(|e| e.into_inner()), Owner::Stopped);
         if matches!(owner, Owner::Child(_) | Owner::Thread(..)) {
-            let base = BaseManager { inner: Arc::new(Inner { address: self.address.clone(), owner: Mutex::new(owner) }) };
+            let base =
+                BaseManager { inner: Arc::new(Inner { address: self.address.clone(), owner: Mutex::new(owner) }) };
             let _ = base.shutdown();
         }
     }

@@ -213,3 +213,185 @@ pub fn short_type_name<T: ?Sized>() -> String {
 pub fn child_entry() {
     crate::init();
 }
+
+/// A type that can travel between processes as an argument or a return value:
+/// `Serialize + DeserializeOwned`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel between processes",
+    label = "not `Serialize + DeserializeOwned`",
+    note = "arguments and results of exposed methods and creators are sent encoded with serde: derive `Serialize` and `Deserialize` for the type, or mark the method `#[shared(skip)]`"
+)]
+pub trait Wire: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> Wire for T {}
+
+/// Autoref specialization for the server side of generated code, in three levels:
+/// `&&Codec<T>` when `T` has everything; `&Codec<T>` when `T` passed the proxy-side check
+/// but lacks the server-side trait (a compile error, at the user's type); `Codec<T>` when the
+/// proxy-side check failed (already reported there: unreachable in a program that builds).
+/// So each wrong type gives exactly one error.
+pub struct Codec<T: ?Sized>(std::marker::PhantomData<fn() -> std::marker::PhantomData<T>>);
+
+impl<T: ?Sized> Codec<T> {
+    /// The selector.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Codec(std::marker::PhantomData)
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Codec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codec")
+    }
+}
+
+fn unchecked<T: ?Sized>(what: &str) -> Error {
+    Error::usage(format_args!("`{}` cannot be {what} (no compile-time check ran)", std::any::type_name::<T>()))
+}
+
+/// Decodes an argument.
+pub trait DecodeArg<T> {
+    /// The next argument.
+    fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>;
+}
+impl<T: DeserializeOwned> DecodeArg<T> for &&Codec<T> {
+    fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T> {
+        reader.next::<T>()
+    }
+}
+/// [`DecodeArg`] for a type that is `Serialize` (checked on the proxy side) but not
+/// `DeserializeOwned`: a compile error at the call, spanned at the argument's type.
+pub trait DecodeArgNotDeserialize<T> {
+    /// Requires `T: DeserializeOwned`, which is the error.
+    fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>
+    where
+        T: DeserializeOwned;
+}
+impl<T: Serialize> DecodeArgNotDeserialize<T> for &Codec<T> {
+    fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>
+    where
+        T: DeserializeOwned,
+    {
+        reader.next::<T>()
+    }
+}
+/// Fallback of [`DecodeArg`].
+pub trait DecodeArgUnchecked<T> {
+    /// Unreachable in a program that builds.
+    fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>;
+}
+impl<T> DecodeArgUnchecked<T> for Codec<T> {
+    fn procman_next(&self, _: &mut ArgsReader<'_>) -> Result<T> {
+        Err(unchecked::<T>("decoded"))
+    }
+}
+
+/// Encodes a return value.
+pub trait EncodeRet<T: ?Sized> {
+    /// The encoded value.
+    fn procman_ret(&self, value: &T) -> Result<Vec<u8>>;
+}
+impl<T: ?Sized + Serialize> EncodeRet<T> for &&Codec<T> {
+    fn procman_ret(&self, value: &T) -> Result<Vec<u8>> {
+        ret(value)
+    }
+}
+/// [`EncodeRet`] for a type that is `DeserializeOwned` (checked on the proxy side) but not
+/// `Serialize`: a compile error at the call, spanned at the return type.
+pub trait EncodeRetNotSerialize<T: ?Sized> {
+    /// Requires `T: Serialize`, which is the error.
+    fn procman_ret(&self, value: &T) -> Result<Vec<u8>>
+    where
+        T: Serialize;
+}
+impl<T: DeserializeOwned> EncodeRetNotSerialize<T> for &Codec<T> {
+    fn procman_ret(&self, value: &T) -> Result<Vec<u8>>
+    where
+        T: Serialize,
+    {
+        ret(value)
+    }
+}
+/// Fallback of [`EncodeRet`].
+pub trait EncodeRetUnchecked<T: ?Sized> {
+    /// Unreachable in a program that builds.
+    fn procman_ret(&self, value: &T) -> Result<Vec<u8>>;
+}
+impl<T: ?Sized> EncodeRetUnchecked<T> for Codec<T> {
+    fn procman_ret(&self, _: &T) -> Result<Vec<u8>> {
+        Err(unchecked::<T>("encoded"))
+    }
+}
+
+/// Registers the object returned by a `#[shared(proxy)]` method.
+pub trait RegisterShared<T> {
+    /// The encoded token of the new object.
+    fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>;
+}
+impl<T: Dispatch> RegisterShared<T> for &&Codec<T> {
+    fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>> {
+        cx.register(value)
+    }
+}
+/// [`RegisterShared`] for a shared type without `#[shared]` impl: a compile error at the call.
+pub trait RegisterNoDispatch<T> {
+    /// Requires `T: Dispatch`, which is the error.
+    fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>
+    where
+        T: Dispatch;
+}
+impl<T: Shared> RegisterNoDispatch<T> for &Codec<T> {
+    fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>
+    where
+        T: Dispatch,
+    {
+        cx.register(value)
+    }
+}
+/// Fallback of [`RegisterShared`] for a type that is not shared (reported on the proxy side).
+pub trait RegisterUnchecked<T> {
+    /// Unreachable in a program that builds.
+    fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>;
+}
+impl<T> RegisterUnchecked<T> for Codec<T> {
+    fn procman_register(&self, _: &mut CallCx<'_>, _: T) -> Result<Vec<u8>> {
+        Err(unchecked::<T>("registered"))
+    }
+}
+
+/// Wraps the value a creator returns.
+pub trait NewObject<T> {
+    /// The object for the table.
+    fn procman_object(&self, value: T) -> Result<Object>;
+}
+impl<T: Dispatch> NewObject<T> for &&Codec<T> {
+    fn procman_object(&self, value: T) -> Result<Object> {
+        Ok(object(value))
+    }
+}
+/// [`NewObject`] for a shared type without `#[shared]` impl: a compile error at the call.
+pub trait NewObjectNoDispatch<T> {
+    /// Requires `T: Dispatch`, which is the error.
+    fn procman_object(&self, value: T) -> Result<Object>
+    where
+        T: Dispatch;
+}
+impl<T: Shared> NewObjectNoDispatch<T> for &Codec<T> {
+    fn procman_object(&self, value: T) -> Result<Object>
+    where
+        T: Dispatch,
+    {
+        Ok(object(value))
+    }
+}
+/// Fallback of [`NewObject`] for a type that is not shared (reported on the client method).
+pub trait NewObjectUnchecked<T> {
+    /// Unreachable in a program that builds.
+    fn procman_object(&self, value: T) -> Result<Object>;
+}
+impl<T> NewObjectUnchecked<T> for Codec<T> {
+    fn procman_object(&self, _: T) -> Result<Object> {
+        Err(unchecked::<T>("created"))
+    }
+}

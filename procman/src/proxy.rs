@@ -137,6 +137,34 @@ impl fmt::Debug for BaseProxy {
     }
 }
 
+/// The ticket of a proxy serialized inside a value, as [`collect_tickets`] records it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct TicketRef {
+    pub(crate) address: Address,
+    pub(crate) id: u64,
+    pub(crate) ticket: u64,
+}
+
+thread_local! {
+    static COLLECTOR: std::cell::RefCell<Option<Vec<TicketRef>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (an encoding) and returns the tickets of the proxies it serialized.
+pub(crate) fn collect_tickets<R>(f: impl FnOnce() -> R) -> (R, Vec<TicketRef>) {
+    let outer = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let mine = COLLECTOR.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default();
+    if !mine.is_empty() {
+        // Tickets belong to every enclosing collection too.
+        COLLECTOR.with(|c| {
+            if let Some(outer) = c.borrow_mut().as_mut() {
+                outer.extend(mine.iter().cloned());
+            }
+        });
+    }
+    (r, mine)
+}
+
 #[derive(Serialize, Deserialize)]
 struct InTransit {
     token: Token,
@@ -148,6 +176,11 @@ impl Serialize for BaseProxy {
         let bytes = client::with_conn(&self.token.address, |c| c.request(&Request::Transit { id: self.token.id }))
             .map_err(|e| serde::ser::Error::custom(format_args!("cannot send proxy {}: {e}", self.token)))?;
         let ticket: u64 = wire::decode(&bytes, "a transit ticket").map_err(serde::ser::Error::custom)?;
+        COLLECTOR.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.push(TicketRef { address: self.token.address.clone(), id: self.token.id, ticket });
+            }
+        });
         InTransit { token: self.token.clone(), ticket }.serialize(s)
     }
 }
@@ -156,8 +189,8 @@ impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let t = InTransit::deserialize(d)?;
         let claim = Request::Claim { id: t.token.id, ticket: t.ticket };
-        let result: Result<BaseProxy> = client::with_conn(&t.token.address, |c| c.request(&claim))
-            .and_then(|_| BaseProxy::adopt(t.token.clone()));
+        let result: Result<BaseProxy> =
+            client::with_conn(&t.token.address, |c| c.request(&claim)).and_then(|_| BaseProxy::adopt(t.token.clone()));
         result.map_err(|e: Error| serde::de::Error::custom(format_args!("cannot receive proxy {}: {e}", t.token)))
     }
 }

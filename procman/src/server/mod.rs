@@ -42,6 +42,8 @@ pub trait ServerObject: Send + Sync + 'static {
     fn exposed(&self) -> &'static [&'static str];
     /// Tells the referent that a connection that called it closed.
     fn connection_closed(&self, caller: Caller);
+    /// The referent as `Any`, to find the concrete type of an object of this server.
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 impl<T: Dispatch> ServerObject for Referent<T> {
@@ -60,6 +62,26 @@ impl<T: Dispatch> ServerObject for Referent<T> {
     fn connection_closed(&self, caller: Caller) {
         T::connection_closed(self, caller)
     }
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+thread_local! {
+    /// The server whose connection this thread serves.
+    static CURRENT_SERVER: std::cell::RefCell<Option<std::sync::Weak<Core>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The referent of `proxy` when it lives in the server running the current call (a creator or
+/// method that received a proxy of its own server, as `Condition(lock)` does); `None` elsewhere
+/// or when it has another type.
+pub(crate) fn local_referent<T: Dispatch>(proxy: &crate::BaseProxy) -> Option<Arc<Referent<T>>> {
+    let core = CURRENT_SERVER.with(|c| c.borrow().as_ref().and_then(std::sync::Weak::upgrade))?;
+    if proxy.token().address() != &core.address {
+        return None;
+    }
+    let (object, _) = core.object(proxy.token().id()).ok()?;
+    object.as_any().downcast::<Referent<T>>().ok()
 }
 
 pub(crate) fn new_object<T: Dispatch>(value: T) -> Object {
@@ -69,7 +91,7 @@ pub(crate) fn new_object<T: Dispatch>(value: T) -> Object {
 /// The context of one call in the server.
 #[derive(Debug)]
 pub struct CallCx<'a> {
-    core: &'a Core,
+    core: Option<&'a Core>,
     caller: Caller,
 }
 
@@ -82,9 +104,21 @@ impl CallCx<'_> {
     /// Puts `value` in the object table with one reference held by the caller, and returns the
     /// encoded token that a `#[shared(proxy)]` method sends back.
     pub fn register<U: Dispatch>(&mut self, value: U) -> Result<Vec<u8>> {
+        let Some(core) = self.core else {
+            return Err(Error::usage("a detached call context cannot register objects"));
+        };
         let typeid = crate::__private::short_type_name::<U>();
-        let id = self.core.insert(typeid.clone().into(), new_object(value), self.caller.client, false);
+        let id = core.insert(typeid.clone().into(), new_object(value), self.caller.client, false);
         wire::encode(&NewObject { id, typeid }, "a new object's token")
+    }
+}
+
+impl CallCx<'static> {
+    /// A context outside any server, for tests of generated dispatch code: `caller()` is
+    /// `Caller { client: 0, connection: 0 }` and `register` fails with `Error::Usage`.
+    #[doc(hidden)]
+    pub fn detached() -> Self {
+        CallCx { core: None, caller: Caller { client: 0, connection: 0 } }
     }
 }
 
@@ -116,7 +150,8 @@ struct Client {
 struct State {
     objects: HashMap<u64, Entry>,
     clients: HashMap<u128, Client>,
-    transit: HashMap<u64, u64>,
+    /// Proxies in transit: ticket -> (object id, pinned by a container).
+    transit: HashMap<u64, (u64, bool)>,
     singletons: HashMap<&'static str, u64>,
     open: HashMap<u64, Stream>,
     next_id: u64,
@@ -151,8 +186,8 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn bind(config: ServerConfig) -> Result<Server> {
         let registry = crate::manager::registry(&config.manager, &config.includes)?;
-        let (listener, address) =
-            Listener::bind(&config.address).map_err(|e| Error::io(format_args!("cannot listen on {}", config.address), e))?;
+        let (listener, address) = Listener::bind(&config.address)
+            .map_err(|e| Error::io(format_args!("cannot listen on {}", config.address), e))?;
         let core = Core {
             address,
             authkey: AuthKey::new(&config.authkey),
@@ -316,7 +351,11 @@ impl Core {
         let object = match made {
             Ok(r) => r?,
             Err(p) => {
-                return Err(Error::Remote { typeid: typeid.into(), method: "<create>".into(), message: panic_message(&*p) });
+                return Err(Error::Remote {
+                    typeid: typeid.into(),
+                    method: "<create>".into(),
+                    message: panic_message(&*p),
+                });
             }
         };
         let id = self.insert(entry.typeid.into(), object, caller.client, entry.singleton);
@@ -326,6 +365,25 @@ impl Core {
             st.singletons.entry(entry.typeid).or_insert(id);
         }
         wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token")
+    }
+
+    fn pin(&self, ticket: u64) {
+        if let Some(t) = self.lock().transit.get_mut(&ticket) {
+            t.1 = true;
+        }
+    }
+
+    /// Ends a pin; returns the object if releasing its reference freed it.
+    fn unpin(&self, ticket: u64, to_transit: bool) -> Option<Object> {
+        let mut st = self.lock();
+        if to_transit {
+            if let Some(t) = st.transit.get_mut(&ticket) {
+                t.1 = false;
+            }
+            return None;
+        }
+        let (id, _) = st.transit.remove(&ticket)?;
+        Self::release(&mut st, 0, id, 1)
     }
 
     fn debug_info(&self) -> Vec<ObjectInfo> {
@@ -339,7 +397,13 @@ impl Core {
         v
     }
 
-    fn handle(&self, req: Request<'_>, caller: Caller, touched: &mut HashSet<u64>, freed: &mut Vec<Object>) -> Option<Result<Vec<u8>>> {
+    fn handle(
+        &self,
+        req: Request<'_>,
+        caller: Caller,
+        touched: &mut HashSet<u64>,
+        freed: &mut Vec<Object>,
+    ) -> Option<Result<Vec<u8>>> {
         Some(match req {
             Request::Hello { .. } => Err(self.protocol("a second hello")),
             Request::Create { typeid, args } => self.create(typeid, args.0, caller),
@@ -348,7 +412,9 @@ impl Core {
                 .object(id)
                 .and_then(|(o, typeid)| guarded(&typeid, "repr", || Ok(o.repr())))
                 .and_then(|s| wire::encode(&s, "a repr")),
-            Request::GetValue { id } => self.object(id).and_then(|(o, typeid)| guarded(&typeid, "get_value", || o.encode_value())),
+            Request::GetValue { id } => {
+                self.object(id).and_then(|(o, typeid)| guarded(&typeid, "get_value", || o.encode_value()))
+            }
             Request::IncRef { id } => self.incref(id, caller.client).map(|()| Vec::new()),
             Request::DecRef { id } => {
                 freed.extend(self.decref(id, caller.client));
@@ -361,7 +427,7 @@ impl Core {
                         e.refs += 1;
                         let ticket = st.next_ticket;
                         st.next_ticket += 1;
-                        st.transit.insert(ticket, id);
+                        st.transit.insert(ticket, (id, false));
                         wire::encode(&ticket, "a ticket")
                     }
                     None => Err(Error::UnknownObject { id, address: self.address.to_string() }),
@@ -369,7 +435,7 @@ impl Core {
             }
             Request::Claim { id, ticket } => {
                 let mut st = self.lock();
-                if st.transit.get(&ticket) == Some(&id) {
+                if st.transit.get(&ticket) == Some(&(id, false)) {
                     st.transit.remove(&ticket);
                     *st.clients.entry(caller.client).or_default().refs.entry(id).or_default() += 1;
                     Ok(Vec::new())
@@ -377,6 +443,14 @@ impl Core {
                     drop(st);
                     self.incref(id, caller.client).map(|()| Vec::new())
                 }
+            }
+            Request::Pin { ticket } => {
+                self.pin(ticket);
+                Ok(Vec::new())
+            }
+            Request::Unpin { ticket, to_transit } => {
+                freed.extend(self.unpin(ticket, to_transit));
+                Ok(Vec::new())
             }
             Request::DebugInfo => wire::encode(&self.debug_info(), "debug info"),
             Request::Shutdown => Ok(Vec::new()),
@@ -387,7 +461,7 @@ impl Core {
     fn call(&self, id: u64, method: &str, args: &[u8], caller: Caller, touched: &mut HashSet<u64>) -> Result<Vec<u8>> {
         let (object, typeid) = self.object(id)?;
         touched.insert(id);
-        let mut cx = CallCx { core: self, caller };
+        let mut cx = CallCx { core: Some(self), caller };
         Caller::set_current(Some(caller));
         let r = guarded(&typeid, method, || object.call(method, args, &mut cx));
         Caller::set_current(None);
@@ -412,10 +486,13 @@ impl Core {
             tracing::warn!(%peer, "refused a connection: {e}");
             return;
         }
-        let mut reader = BufReader::with_capacity(64 * 1024, match stream.try_clone() {
-            Ok(s) => s,
-            Err(_) => return,
-        });
+        let mut reader = BufReader::with_capacity(
+            64 * 1024,
+            match stream.try_clone() {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        );
         let mut rbuf = Vec::new();
         let mut wbuf = Vec::new();
         let client = match wire::read_frame(&mut reader, &mut rbuf, 1024) {
@@ -442,6 +519,8 @@ impl Core {
             }
         }
         let caller = Caller { client, connection };
+        CURRENT_SERVER.with(|c| *c.borrow_mut() = Some(Arc::downgrade(&self)));
+        CONNECTION_FD.with(|c| c.set(Some(std::os::fd::AsRawFd::as_raw_fd(&stream))));
         let mut touched = HashSet::new();
         let mut freed = Vec::new();
         let _ = send_reply(&mut stream, &mut wbuf, Ok(Vec::new()));
@@ -452,7 +531,11 @@ impl Core {
                 Err(e) => {
                     if let Some(big) = e.get_ref().and_then(|x| x.downcast_ref::<wire::FrameTooLarge>()) {
                         tracing::warn!(%peer, "closed a connection: {big}");
-                        let _ = send_reply(&mut stream, &mut wbuf, Err(Error::FrameTooLarge { size: big.size, limit: big.limit }));
+                        let _ = send_reply(
+                            &mut stream,
+                            &mut wbuf,
+                            Err(Error::FrameTooLarge { size: big.size, limit: big.limit }),
+                        );
                     }
                     break;
                 }
@@ -461,7 +544,8 @@ impl Core {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(%peer, "closed a connection: undecodable request: {e}");
-                    let _ = send_reply(&mut stream, &mut wbuf, Err(self.protocol(&format!("undecodable request: {e}"))));
+                    let _ =
+                        send_reply(&mut stream, &mut wbuf, Err(self.protocol(&format!("undecodable request: {e}"))));
                     break;
                 }
             };
@@ -479,6 +563,7 @@ impl Core {
                 break;
             }
         }
+        CONNECTION_FD.with(|c| c.set(None));
         self.end_connection(caller, touched);
     }
 
@@ -513,6 +598,82 @@ impl Core {
         }
         drop(freed);
     }
+}
+
+/// Pins the tickets of a value that a container of this server received: its proxies stay
+/// alive while the container holds the value. Returns the pins, released when dropped.
+pub(crate) fn pin_tickets(tickets: Vec<crate::proxy::TicketRef>) -> Option<Pins> {
+    let core = CURRENT_SERVER.with(|c| c.borrow().clone())?;
+    let strong = core.upgrade()?;
+    for t in &tickets {
+        if t.address == strong.address {
+            strong.pin(t.ticket);
+        } else {
+            let _ = crate::client::with_conn(&t.address, |c| c.request(&Request::Pin { ticket: t.ticket }));
+        }
+    }
+    Some(Pins { core, tickets, handed_over: AtomicBool::new(false) })
+}
+
+/// The pinned tickets of a value stored in this server (see [`pin_tickets`]).
+#[derive(Debug)]
+pub(crate) struct Pins {
+    core: std::sync::Weak<Core>,
+    tickets: Vec<crate::proxy::TicketRef>,
+    handed_over: AtomicBool,
+}
+
+impl Pins {
+    /// The value leaves the server for one client: its proxies become ordinary proxies in
+    /// transit, adopted by that client.
+    pub(crate) fn hand_over(&self) {
+        if self.handed_over.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.unpin_all(true);
+    }
+
+    fn unpin_all(&self, to_transit: bool) {
+        let core = self.core.upgrade();
+        for t in &self.tickets {
+            match &core {
+                Some(core) if t.address == core.address => drop(core.unpin(t.ticket, to_transit)),
+                _ => {
+                    let req = Request::Unpin { ticket: t.ticket, to_transit };
+                    let _ = crate::client::with_conn(&t.address, |c| c.request(&req));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        if !*self.handed_over.get_mut() {
+            self.unpin_all(false);
+        }
+    }
+}
+
+thread_local! {
+    /// The socket of the connection this server thread serves.
+    static CONNECTION_FD: std::cell::Cell<Option<RawFd>> = const { std::cell::Cell::new(None) };
+}
+
+/// True on a server thread, where a blocked call can check that its caller is still there.
+pub(crate) fn caller_connection_watched() -> bool {
+    CONNECTION_FD.with(|c| c.get().is_some())
+}
+
+/// True when the peer of this server thread's connection has closed it (its process died or
+/// its thread ended) while a call was running.
+pub(crate) fn caller_gone() -> bool {
+    let Some(fd) = CONNECTION_FD.with(|c| c.get()) else { return false };
+    let mut p = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll(2) with one valid pollfd and a zero timeout; `fd` is the connection socket,
+    // open for as long as this thread serves it.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 fn guarded<T>(typeid: &str, method: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -36,6 +36,12 @@ pub(crate) enum Request<'a> {
     Transit { id: u64 },
     /// Adopt the reference of a proxy in transit (or take a new one when the ticket is used).
     Claim { id: u64, ticket: u64 },
+    /// Keep a proxy in transit stored (in a container): claims of its ticket take new
+    /// references and leave the ticket in place.
+    Pin { ticket: u64 },
+    /// The stored proxy was dropped (`to_transit == false`: release the ticket's reference) or
+    /// handed to one client (`to_transit == true`: the next claim adopts it).
+    Unpin { ticket: u64, to_transit: bool },
     /// Objects and their reference counts.
     DebugInfo,
     /// Stop the server.

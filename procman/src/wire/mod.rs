@@ -39,7 +39,8 @@ pub(crate) fn frame<T: ?Sized + Serialize>(msg: &T, buf: &mut Vec<u8>) -> Result
     buf.clear();
     buf.extend_from_slice(&[0; 4]);
     encode_into(msg, buf, "a message")?;
-    let len = u32::try_from(buf.len() - 4).map_err(|_| Error::FrameTooLarge { size: buf.len() as u64, limit: u32::MAX as u64 })?;
+    let len = u32::try_from(buf.len() - 4)
+        .map_err(|_| Error::FrameTooLarge { size: buf.len() as u64, limit: u32::MAX as u64 })?;
     buf[..4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }

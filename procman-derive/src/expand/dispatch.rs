@@ -1,0 +1,434 @@
+//! `#[shared]`: the server's dispatch table (`impl Dispatch`) and the proxy's methods.
+//!
+//! Each travelling type gives at most one error, at the user's type. The proxy method checks
+//! one trait per type with a where clause spanned over the type (`where File: Serialize` for an
+//! argument, `where R: DeserializeOwned` for a result). The server side decodes and encodes
+//! through `Codec` autoref specialization, which fails to compile only when the type passed the
+//! proxy-side check but lacks the other trait. For types that name the impl's parameters the
+//! bounds are real bounds (`T: Wire`), on the proxy method and on `impl Dispatch`.
+
+use super::{at, local, spot};
+use crate::ast::{Arg, Method, Receiver, SharedImpl};
+use crate::ctxt::Errors;
+use crate::ty::{self, ArgKind, Ret};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use std::collections::BTreeSet;
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{GenericParam, Ident, Type, WherePredicate};
+
+pub(super) fn expand(model: &SharedImpl, errors: &Errors) -> TokenStream {
+    let item = &model.item;
+    let has_lifetimes = item.generics.params.iter().any(|p| matches!(p, GenericParam::Lifetime(_)));
+    let Some(proxy_ty) = &model.proxy_ty else { return quote!(#item #errors) };
+    if item.trait_.is_some() || has_lifetimes {
+        return quote!(#item #errors);
+    }
+    let dispatch = dispatch_table(model);
+    let proxy = proxy_methods(model, proxy_ty);
+    quote! {
+        #item
+        #errors
+        const _: () = {
+            #dispatch
+            #proxy
+        };
+    }
+}
+
+/// `impl Dispatch for Foo`: the exposed names, the `call` match, `repr`, `encode_value` and
+/// `connection_closed`.
+fn dispatch_table(model: &SharedImpl) -> TokenStream {
+    let item = &model.item;
+    let self_ty = &item.self_ty;
+    let params = ty::param_names(&item.generics);
+    let mut generics = item.generics.clone();
+    let where_clause = generics.make_where_clause();
+    // At the self type: a type without `#[derive(Shared)]` is reported there.
+    where_clause.predicates.push(syn::parse_quote_spanned!(self_ty.span()=> Self: ::procman::Shared));
+    where_clause.predicates.extend(inferred_server_bounds(model, &params));
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+
+    let names = model.exposed().map(|m| {
+        let cfgs = &m.cfgs;
+        let name = m.ident().to_string();
+        quote!(#(#cfgs)* #name)
+    });
+    let arms = model.exposed().map(dispatch_arm);
+    let on_disconnect = model.on_disconnect().map(connection_closed);
+    let (this, method, args, cx) = (local("__this"), local("__method"), local("__args"), local("__cx"));
+    // The impl is spanned at the self type: a type without `#[derive(Shared)]` is reported there.
+    let dispatch_trait = quote_spanned!(self_ty.span()=> ::procman::__private::Dispatch);
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #dispatch_trait for #self_ty #where_clause {
+            const EXPOSED: &'static [&'static ::core::primitive::str] = &[#(#names),*];
+
+            fn call(
+                #this: &::procman::__private::Referent<Self>,
+                #method: &::core::primitive::str,
+                #args: &[::core::primitive::u8],
+                #cx: &mut ::procman::__private::CallCx<'_>,
+            ) -> ::procman::Result<::std::vec::Vec<::core::primitive::u8>> {
+                match #method {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::procman::__private::not_exposed::<Self>(#method)),
+                }
+            }
+
+            fn repr(#this: &Self) -> ::std::string::String {
+                use ::procman::__private::{ReprDebug as _, ReprName as _};
+                (&&::procman::__private::Repr(#this)).procman_repr()
+            }
+
+            fn encode_value(#this: &Self) -> ::procman::Result<::std::vec::Vec<::core::primitive::u8>> {
+                use ::procman::__private::{ValueOpaque as _, ValueSerialize as _};
+                (&&::procman::__private::Value(#this)).procman_encode_value()
+            }
+
+            #on_disconnect
+        }
+    }
+}
+
+/// For types that name the impl's parameters, the bounds the server needs
+/// (`T: Wire` for `fn push(&self, item: T)`): with them, `Foo<T>: Dispatch` holds exactly for
+/// the `T` that can travel.
+fn inferred_server_bounds(model: &SharedImpl, params: &BTreeSet<Ident>) -> Vec<WherePredicate> {
+    let mut bounds = Vec::new();
+    for method in model.exposed() {
+        for arg in &method.args {
+            let decoded = decoded_type(arg);
+            if ty::mentions(&decoded, params) {
+                bounds.push(syn::parse_quote!(#decoded: ::procman::__private::Wire));
+            }
+        }
+        let Ok(ret) = &method.ret else { continue };
+        if let Some(ok) = ret.ok_type() {
+            if method.attrs.proxy.is_some() {
+                if ty::mentions(ok, params) {
+                    bounds.push(syn::parse_quote!(#ok: ::procman::__private::Dispatch));
+                }
+            } else {
+                let owned = ty::owned(ok);
+                if ty::mentions(&owned, params) {
+                    bounds.push(syn::parse_quote!(#owned: ::procman::__private::Wire));
+                }
+            }
+        }
+    }
+    bounds
+}
+
+fn kind(arg: &Arg) -> &ArgKind {
+    // Only arguments of validated methods are expanded.
+    arg.kind.as_ref().unwrap_or(&ArgKind::Owned)
+}
+
+/// The type the server decodes for an argument.
+pub(super) fn decoded_type(arg: &Arg) -> Type {
+    match kind(arg) {
+        ArgKind::Str => syn::parse_quote_spanned!(arg.ty.span()=> ::std::string::String),
+        ArgKind::Slice(elem) => syn::parse_quote_spanned!(arg.ty.span()=> ::std::vec::Vec<#elem>),
+        ArgKind::Ref(elem) => elem.clone(),
+        ArgKind::Owned => arg.ty.clone(),
+    }
+}
+
+/// The server side of each argument: `let __a0 = <decode>?;` and what is passed to the method.
+pub(super) fn decode_args(args: &[Arg], reader: &Ident) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut decode = Vec::new();
+    let mut pass = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let value = local(&format!("__a{i}"));
+        let decoded = decoded_type(arg);
+        let reader = at(reader, arg.ty.span());
+        decode.push(quote_spanned! {spot(arg.ty.span())=>
+            let #value = {
+                #[allow(unused_imports)]
+                use ::procman::__private::{DecodeArg as _, DecodeArgNotDeserialize as _, DecodeArgUnchecked as _};
+                (&&::procman::__private::Codec::<#decoded>::new()).procman_next(&mut #reader)
+            }?;
+        });
+        pass.push(match kind(arg) {
+            ArgKind::Str | ArgKind::Ref(_) => quote!(&#value),
+            ArgKind::Slice(_) => quote!(&#value[..]),
+            ArgKind::Owned => quote!(#value),
+        });
+    }
+    (decode, pass)
+}
+
+/// The proxy side of each argument: the parameter, the push into the buffer, and the bound
+/// that checks, at the user's type, that the type can travel.
+pub(super) struct ProxyArgs {
+    pub(super) params: Vec<TokenStream>,
+    pub(super) pushes: Vec<TokenStream>,
+    pub(super) bounds: Vec<TokenStream>,
+}
+
+pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>, buf: &Ident) -> ProxyArgs {
+    let check = |ty: &Type, at: &Type| {
+        if ty::mentions(ty, params) {
+            wire_bound(ty, at)
+        } else {
+            bound(ty, at, quote!(::procman::__private::serde::Serialize))
+        }
+    };
+    let mut out = ProxyArgs { params: Vec::new(), pushes: Vec::new(), bounds: Vec::new() };
+    for arg in args {
+        let name = &arg.name;
+        let ty = ty::replace_self(&arg.ty, self_ty);
+        out.params.push(quote!(#name: #ty));
+        let span = arg.ty.span();
+        let (pushed, value) = match kind(arg) {
+            ArgKind::Str => (quote_spanned!(span=> ::core::primitive::str), quote!(#name)),
+            ArgKind::Slice(elem) => {
+                let elem = ty::replace_self(elem, self_ty);
+                out.bounds.push(check(&elem, &arg.ty));
+                (quote!([#elem]), quote!(#name))
+            }
+            ArgKind::Ref(elem) => {
+                let elem = ty::replace_self(elem, self_ty);
+                out.bounds.push(check(&elem, &arg.ty));
+                (elem.into_token_stream(), quote!(#name))
+            }
+            ArgKind::Owned => {
+                out.bounds.push(check(&ty, &arg.ty));
+                (ty.into_token_stream(), quote!(&#name))
+            }
+        };
+        let buf = at(buf, span);
+        out.pushes.push(quote_spanned!(span=> #buf.push::<#pushed>(#value)?;));
+    }
+    out
+}
+
+/// `ty: ::procman::__private::Wire`, spanned so that rustc reports it over the user's type
+/// `at` (from its first token to its last).
+pub(super) fn wire_bound(ty: &Type, at: &Type) -> TokenStream {
+    bound(ty, at, quote!(::procman::__private::Wire))
+}
+
+/// `ty: trait_path`, spanned over the user's tokens `at`.
+pub(super) fn bound(ty: &Type, at: &Type, trait_path: TokenStream) -> TokenStream {
+    let end = last_span(at);
+    let trait_path = respan(trait_path, end);
+    if starts_with_lt(ty) {
+        // `where <T as Trait>::X: ...` would read as generic parameters of the where clause.
+        return quote!((#ty): #trait_path);
+    }
+    quote!(#ty: #trait_path)
+}
+
+fn starts_with_lt(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_some())
+}
+
+fn last_span(tokens: &impl ToTokens) -> Span {
+    tokens.to_token_stream().into_iter().last().map_or_else(Span::call_site, |t| match t {
+        proc_macro2::TokenTree::Group(g) => g.span_close(),
+        other => other.span(),
+    })
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
+/// One arm of the `call` match.
+fn dispatch_arm(method: &Method) -> TokenStream {
+    let ident = method.ident();
+    let name = ident.to_string();
+    let cfgs = &method.cfgs;
+    let (this, args, method_var, cx) = (local("__this"), local("__args"), local("__method"), local("__cx"));
+    let reader = local("__reader");
+    let (decode, pass) = decode_args(&method.args, &reader);
+    let mutable = (!method.args.is_empty()).then(|| quote!(mut));
+
+    let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
+    let guard = local("__guard");
+    // A returned reference borrows from the referent: keep the guard until it is encoded.
+    let borrows = ret.ok_type().is_some_and(|ok| matches!(ty::ungroup(ok), Type::Reference(_)));
+    let (prelude, receiver) = match (method.receiver == Receiver::Exclusive, borrows) {
+        (true, true) => (quote!(let mut #guard = #this.write();), quote!(&mut *#guard)),
+        (true, false) => (quote!(), quote!(&mut *#this.write())),
+        (false, true) => (quote!(let #guard = #this.read();), quote!(&*#guard)),
+        (false, false) => (quote!(), quote!(&*#this.read())),
+    };
+    let call = quote!(Self::#ident(#receiver, #(#pass),*));
+    let value = local("__value");
+    let error = local("__error");
+    let result = local("__result");
+    let reply = |ok: &Type| {
+        if method.attrs.proxy.is_some() {
+            let (cx, value) = (at(&cx, ok.span()), at(&value, ok.span()));
+            quote_spanned! {spot(ok.span())=> {
+                #[allow(unused_imports)]
+                use ::procman::__private::{RegisterNoDispatch as _, RegisterShared as _, RegisterUnchecked as _};
+                (&&&::procman::__private::Codec::<#ok>::new()).procman_register(#cx, #value)
+            }}
+        } else {
+            encode(ok, &value)
+        }
+    };
+    let body = match &ret {
+        Ret::Unit => quote! {
+            #call;
+            ::procman::__private::ret::<()>(&())
+        },
+        Ret::Value(ty) => {
+            let reply = reply(ty);
+            quote! {
+                let #value = #call;
+                #reply
+            }
+        }
+        Ret::Flatten(ty) => {
+            let reply = reply(ty);
+            let output = &method.sig.output;
+            let error_at = at(&error, output.span());
+            let into_error = quote_spanned!(spot(output.span())=> ::procman::__private::into_error(#error_at));
+            quote! {
+                let #result = #call;
+                match #result {
+                    ::core::result::Result::Ok(#value) => #reply,
+                    ::core::result::Result::Err(#error) => ::core::result::Result::Err(#into_error),
+                }
+            }
+        }
+    };
+    quote! {
+        #(#cfgs)*
+        #name => {
+            let #mutable #reader = ::procman::__private::ArgsReader::new(#args, #method_var);
+            #(#decode)*
+            #reader.finish()?;
+            #prelude
+            #body
+        }
+    }
+}
+
+/// Encodes `value`, of the returned type `ty`.
+fn encode(ty: &Type, value: &Ident) -> TokenStream {
+    let span = spot(ty.span());
+    let value = at(value, span);
+    let (encoded, value) = match ty::ungroup(ty) {
+        Type::Reference(reference) => {
+            let elem = ty::ungroup(&reference.elem);
+            if is_str(elem) || matches!(elem, Type::Slice(_)) {
+                // Encoded like the `String` or `Vec<E>` the proxy decodes.
+                return quote_spanned!(span=> ::procman::__private::ret::<#elem>(#value));
+            }
+            (elem, quote!(#value))
+        }
+        _ => (ty, quote!(&#value)),
+    };
+    quote_spanned! {span=> {
+        #[allow(unused_imports)]
+        use ::procman::__private::{EncodeRet as _, EncodeRetNotSerialize as _, EncodeRetUnchecked as _};
+        (&&::procman::__private::Codec::<#encoded>::new()).procman_ret(#value)
+    }}
+}
+
+fn is_str(ty: &Type) -> bool {
+    matches!(ty::ungroup(ty), Type::Path(path) if path.qself.is_none() && path.path.is_ident("str"))
+}
+
+/// `Dispatch::connection_closed`, calling the `#[shared(on_disconnect)]` method.
+fn connection_closed(method: &Method) -> TokenStream {
+    let ident = method.ident();
+    let cfgs = &method.cfgs;
+    let (this, caller) = (local("__this"), local("__caller"));
+    let receiver = match method.receiver {
+        Receiver::Exclusive => quote!(&mut *#this.write()),
+        _ => quote!(&*#this.read()),
+    };
+    quote! {
+        #(#cfgs)*
+        fn connection_closed(#this: &::procman::__private::Referent<Self>, #caller: ::procman::Caller) {
+            let _ = Self::#ident(#receiver, #caller);
+        }
+    }
+}
+
+/// `impl FooProxy { ... }`: one method per exposed method.
+fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
+    let item = &model.item;
+    let self_ty = &item.self_ty;
+    let mut generics = item.generics.clone();
+    if let Some(where_clause) = &mut generics.where_clause {
+        ty::ReplaceSelf(self_ty).visit_where_clause_mut(where_clause);
+    }
+    generics.make_where_clause().predicates.push(syn::parse_quote!(#proxy_ty: ::procman::Proxy));
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let params = ty::param_names(&item.generics);
+    let methods = model.exposed().map(|m| proxy_method(m, self_ty, &params));
+    // Lints about the methods' names and shapes are the user's to settle on the type itself;
+    // the proxy only mirrors them.
+    quote! {
+        #[automatically_derived]
+        #[allow(
+            clippy::len_without_is_empty,
+            clippy::new_ret_no_self,
+            clippy::should_implement_trait,
+            clippy::wrong_self_convention
+        )]
+        impl #impl_generics #proxy_ty #where_clause {
+            #(#methods)*
+        }
+    }
+}
+
+fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> TokenStream {
+    let forwarded = &method.forwarded;
+    let vis = &method.vis;
+    let ident = method.ident();
+    let name = ident.to_string();
+    let buf = local("__args");
+    let ProxyArgs { params: inputs, pushes, mut bounds } = proxy_args(&method.args, self_ty, params, &buf);
+    let mutable = (!pushes.is_empty()).then(|| quote!(mut));
+
+    let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
+    let (out, call) = match ret.ok_type() {
+        None => (quote!(()), quote!(::procman::__private::call::<Self, ()>)),
+        Some(ok) if method.attrs.proxy.is_some() => {
+            let shared = ty::replace_self(ok, self_ty);
+            bounds.push(bound(&shared, ok, quote!(::procman::Shared)));
+            let out = quote!(<#shared as ::procman::Shared>::Proxy);
+            let call = quote!(::procman::__private::call_proxy::<Self, #out>);
+            (out, call)
+        }
+        Some(ok) => {
+            let owned = ty::owned(&ty::replace_self(ok, self_ty));
+            bounds.push(if ty::mentions(&owned, params) {
+                wire_bound(&owned, ok)
+            } else {
+                bound(&owned, ok, quote!(::procman::__private::serde::de::DeserializeOwned))
+            });
+            let call = quote!(::procman::__private::call::<Self, #owned>);
+            (owned.into_token_stream(), call)
+        }
+    };
+    let where_clause = (!bounds.is_empty()).then(|| quote!(where #(#bounds),*));
+    // `bound` parenthesizes qualified paths (`(<T as X>::Y): Trait`); rustc finds that redundant.
+    let parens = bounds.iter().any(|b| matches!(b.clone().into_iter().next(), Some(proc_macro2::TokenTree::Group(_))));
+    let allow = parens.then(|| quote!(#[allow(unused_parens)]));
+    quote! {
+        #(#forwarded)*
+        #allow
+        #vis fn #ident(&self, #(#inputs),*) -> ::procman::Result<#out> #where_clause {
+            let #mutable #buf = ::procman::__private::ArgsBuf::new();
+            #(#pushes)*
+            #call(self, #name, #buf)
+        }
+    }
+}
