@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo run --example custom_manager`
 
+#![allow(clippy::disallowed_names)] // `foo` is the specification's name
+
 use procman::prelude::*;
 
 /// `FooClass` of the specification.

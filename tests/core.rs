@@ -355,3 +355,92 @@ fn a_proxy_outlives_the_thread_that_created_it() {
     assert_eq!(c.incr(1).unwrap(), 42);
     assert_eq!(m.number_of_objects().unwrap(), 1);
 }
+
+/// A generic shared type: `Stack<T>` gets `StackProxy<T>`.
+#[derive(Shared, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Stack<T> {
+    items: Vec<T>,
+}
+
+#[shared]
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + std::fmt::Debug + 'static> Stack<T> {
+    pub fn push(&mut self, item: T) -> usize {
+        self.items.push(item);
+        self.items.len()
+    }
+
+    pub fn pop(&mut self) -> Option<T> {
+        self.items.pop()
+    }
+
+    pub fn peek_len(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.items.len())
+    }
+
+    pub fn sum_of(&self, xs: &[i64]) -> i64 {
+        xs.iter().sum()
+    }
+
+    /// Returns a new shared object: the caller gets its proxy.
+    #[shared(proxy)]
+    pub fn counter_of_len(&self) -> Counter {
+        Counter { n: self.items.len() as i64 }
+    }
+
+    /// Flattened: the error becomes the call's error.
+    pub fn must_pop(&mut self) -> procman::Result<T> {
+        self.items.pop().ok_or(Error::Empty)
+    }
+
+    #[shared(skip)]
+    pub fn internal(&self) -> usize {
+        self.items.len()
+    }
+}
+
+#[manager]
+pub struct StackManager;
+
+#[manager]
+impl StackManager {
+    pub fn strings() -> Stack<String> {
+        Stack { items: Vec::new() }
+    }
+
+    #[manager(typeid = "shared_numbers", singleton)]
+    pub fn numbers() -> Stack<i64> {
+        Stack::default()
+    }
+}
+
+#[test]
+fn generic_types_proxy_returning_methods_and_flattened_errors() {
+    let m = StackManager::new().start().unwrap();
+    let s: StackProxy<String> = m.strings().unwrap();
+    assert_eq!(s.push("a".to_string()).unwrap(), 1);
+    assert_eq!(s.push("b".to_string()).unwrap(), 2);
+    assert_eq!(s.peek_len("len=").unwrap(), "len=2");
+    assert_eq!(s.sum_of(&[1, 2, 3]).unwrap(), 6);
+    let c: CounterProxy = s.counter_of_len().unwrap();
+    assert_eq!(c.incr(1).unwrap(), 3);
+    assert_eq!(m.number_of_objects().unwrap(), 2, "the returned object lives in the manager");
+    assert_eq!(s.get_value().unwrap().items, ["a", "b"], "get_value copies a Serialize referent");
+    assert_eq!(s.pop().unwrap().as_deref(), Some("b"));
+    assert_eq!(s.must_pop().unwrap(), "a");
+    assert!(matches!(s.must_pop(), Err(Error::Empty)));
+    assert!(matches!(s.call_method::<_, usize>("internal", &()), Err(Error::NotExposed { .. })));
+    // `Counter` is not `Serialize`: `c.get_value()` does not compile, and the server refuses too.
+    assert!(matches!(c.call_method::<_, ()>("get_value", &()), Err(Error::NotExposed { .. })));
+    // A singleton: every caller gets the same object.
+    let (a, b) = (m.numbers().unwrap(), m.numbers().unwrap());
+    a.push(5).unwrap();
+    assert_eq!(b.pop().unwrap(), Some(5));
+    assert_eq!(a.token().id(), b.token().id());
+    let _ = Stack::<u8>::default().internal();
+}
+
+#[test]
+fn typeids_are_listed_and_a_remote_only_manager_names_missing_ones() {
+    assert_eq!(procman::typeids::<StackManager>().unwrap(), ["shared_numbers", "strings"]);
+    assert_eq!(procman::typeids::<AppManager>().unwrap(), ["counter"]);
+}

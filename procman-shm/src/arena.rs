@@ -25,6 +25,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
@@ -423,10 +424,25 @@ impl Kind {
 
 /// A counted reference to one object's block. Clone increments the block's refcount, drop
 /// decrements it and frees the block at zero, in whichever process that happens.
+///
+/// The block's address in this process and its area sizes are cached, so the hot paths
+/// (`SharedValue::get`, `Lock::acquire`) are a pointer offset and a bounds comparison away from
+/// the atomic they use.
 pub(crate) struct Block {
     arena: Arena,
     offset: u64,
+    /// Start of the block in this process's mapping (kept alive by `arena`).
+    base: NonNull<u8>,
+    atomic_words: u64,
+    locked_len: u64,
 }
+
+// SAFETY: `base` points into the mapping owned by `arena` (an `Arc`, itself Send + Sync), which
+// outlives the `Block`. Through it the block is only accessed with atomics or with copies under
+// the block's process-shared lock (see the module docs), both of which are sound from any thread.
+unsafe impl Send for Block {}
+// SAFETY: as for `Send`: all shared access goes through atomics or the block's lock.
+unsafe impl Sync for Block {}
 
 impl fmt::Debug for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -437,21 +453,36 @@ impl fmt::Debug for Block {
     }
 }
 
+/// Bytes used by a block with these areas (header included).
+fn block_bytes(atomic_words: u64, locked_len: u64) -> Option<u64> {
+    BLOCK_ALIGN.checked_add(round_up(atomic_words * 8, BLOCK_ALIGN))?.checked_add(round_up(locked_len, BLOCK_ALIGN))
+}
+
 impl Block {
+    fn at(arena: Arena, offset: u64) -> Block {
+        let a = &*arena.inner;
+        let areas = a.u64_at(offset + B_AREAS).load(Ordering::Relaxed);
+        let (atomic_words, locked_len) = (areas >> 48, areas & ((1 << 48) - 1));
+        // Callers checked that the block lies in the heap with room for its areas.
+        debug_assert!(block_bytes(atomic_words, locked_len).is_some_and(|n| offset + n <= a.len));
+        // SAFETY: `offset` is inside the mapping (checked by the callers: a block of the heap),
+        // so the result is in bounds of the same allocation and non-null.
+        let base = unsafe { NonNull::new_unchecked(a.map.as_mut_ptr().add(offset as usize)) };
+        Block { arena, offset, base, atomic_words, locked_len }
+    }
+
     /// Allocates a zeroed block with `atomic_words` u64 slots and a locked area of `locked_len`
     /// bytes (aligned to 64), refcount 1.
     pub(crate) fn alloc(arena: &Arena, kind: Kind, atomic_words: usize, locked_len: usize) -> Result<Block> {
         assert!(atomic_words < 1 << 16, "too many atomic words");
-        let atomic_bytes = round_up(atomic_words as u64 * 8, BLOCK_ALIGN);
+        // Every block has at least one atomic slot, so `first_word` needs no bounds check.
+        let atomic_words = atomic_words.max(1);
         let locked = locked_len as u64;
         let too_big = || ShmError::OutOfMemory { requested: locked, capacity: arena.capacity() };
         if locked >= 1 << 48 {
             return Err(too_big());
         }
-        let need = BLOCK_ALIGN
-            .checked_add(atomic_bytes)
-            .and_then(|n| n.checked_add(round_up(locked, BLOCK_ALIGN)))
-            .ok_or_else(too_big)?;
+        let need = block_bytes(atomic_words as u64, locked).ok_or_else(too_big)?;
         let off = arena.alloc_block(need)?;
         let a = &*arena.inner;
         let data_start = off + BLOCK_ALIGN;
@@ -470,7 +501,7 @@ impl Block {
         RawLock::new(a.u32_at(off + B_LOCK_WORD), a.u32_at(off + B_LOCK_PID), a.u64_at(off + B_LOCK_META)).init();
         // Release: a process that adopts this block through a handle sees it initialized.
         a.u64_at(off + B_REFCOUNT).store(1, Ordering::Release);
-        Ok(Block { arena: arena.clone(), offset: off })
+        Ok(Block::at(arena.clone(), off))
     }
 
     /// Adopts a reference carried by a serialized handle (no increment), after checking that the
@@ -489,7 +520,14 @@ impl Block {
         if a.u64_at(offset + B_REFCOUNT).load(Ordering::Acquire) == 0 {
             return Err("block has no references");
         }
-        Ok(Block { arena, offset })
+        let size = a.u64_at(offset + B_SIZE).load(Ordering::Relaxed);
+        let areas = a.u64_at(offset + B_AREAS).load(Ordering::Relaxed);
+        let fits = block_bytes(areas >> 48, areas & ((1 << 48) - 1))
+            .is_some_and(|n| n <= size && offset.checked_add(size).is_some_and(|end| end <= a.heap_end()));
+        if !fits || areas >> 48 == 0 {
+            return Err("block header is corrupt");
+        }
+        Ok(Block::at(arena, offset))
     }
 
     /// Adds the reference a serialized handle carries to its receiver.
@@ -505,8 +543,29 @@ impl Block {
         self.offset
     }
 
+    /// `&AtomicU64` at byte `off` of the block (header or atomic area).
+    #[inline]
+    fn word64(&self, off: u64) -> &AtomicU64 {
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= BLOCK_ALIGN + 8 * self.atomic_words);
+        // SAFETY: callers pass a header field offset, an atomic-area offset checked against
+        // `atomic_words`, or slot 0 (every block has it: `alloc` and `adopt` ensure
+        // `atomic_words >= 1`); the block (header + areas) lies inside the mapping, which `self.arena`
+        // keeps alive for the lifetime of the returned reference. The address is 8-aligned
+        // (blocks are 64-aligned in a page-aligned mapping). These bytes are only ever accessed
+        // atomically, in every process (module docs), and any bit pattern is a valid `AtomicU64`.
+        unsafe { &*self.base.as_ptr().add(off as usize).cast::<AtomicU64>() }
+    }
+
+    /// `&AtomicU32` at byte `off` of the block (header or atomic area).
+    #[inline]
+    fn word32(&self, off: u64) -> &AtomicU32 {
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= BLOCK_ALIGN + 8 * self.atomic_words);
+        // SAFETY: as in `word64`, with 4-byte size and alignment.
+        unsafe { &*self.base.as_ptr().add(off as usize).cast::<AtomicU32>() }
+    }
+
     fn refcount(&self) -> &AtomicU64 {
-        self.arena.inner.u64_at(self.offset + B_REFCOUNT)
+        self.word64(B_REFCOUNT)
     }
 
     /// Current reference count (all processes, handles in transit included).
@@ -514,49 +573,49 @@ impl Block {
         self.refcount().load(Ordering::Relaxed)
     }
 
-    fn areas(&self) -> (u64, u64) {
-        let v = self.arena.inner.u64_at(self.offset + B_AREAS).load(Ordering::Relaxed);
-        (v >> 48, v & ((1 << 48) - 1))
+    /// Slot `i` of the atomic area as a u64.
+    #[inline]
+    pub(crate) fn atomic_u64(&self, i: usize) -> &AtomicU64 {
+        assert!((i as u64) < self.atomic_words, "atomic slot {i} out of range");
+        self.word64(BLOCK_ALIGN + 8 * i as u64)
     }
 
-    /// Slot `i` of the atomic area as a u64.
-    pub(crate) fn atomic_u64(&self, i: usize) -> &AtomicU64 {
-        let (words, _) = self.areas();
-        assert!((i as u64) < words, "atomic slot {i} out of range");
-        self.arena.inner.u64_at(self.offset + BLOCK_ALIGN + 8 * i as u64)
+    /// Slot 0 of the atomic area (every block has one): [`Self::atomic_u64`]`(0)` without the
+    /// bounds check, for the word-sized `SharedValue` hot path.
+    #[inline]
+    pub(crate) fn first_word(&self) -> &AtomicU64 {
+        self.word64(BLOCK_ALIGN)
     }
 
     /// Half-slot `i` of the atomic area as a u32 (slot `i / 2`, low or high half in memory order).
+    #[inline]
     pub(crate) fn atomic_u32(&self, i: usize) -> &AtomicU32 {
-        let (words, _) = self.areas();
-        assert!((i as u64) < 2 * words, "atomic half-slot {i} out of range");
-        self.arena.inner.u32_at(self.offset + BLOCK_ALIGN + 4 * i as u64)
+        assert!((i as u64) < 2 * self.atomic_words, "atomic half-slot {i} out of range");
+        self.word32(BLOCK_ALIGN + 4 * i as u64)
     }
 
     /// The block's own lock. Only for blocks without a locked area (for those the lock belongs to
     /// their [`DataGuard`]s); used by `Lock`, `RLock` and `Condition`.
+    #[inline]
     pub(crate) fn raw_lock(&self) -> RawLock<'_> {
-        assert_eq!(self.areas().1, 0, "raw_lock on a block with a locked area");
+        assert_eq!(self.locked_len, 0, "raw_lock on a block with a locked area");
         self.block_lock()
     }
 
+    #[inline]
     fn block_lock(&self) -> RawLock<'_> {
-        let a = &*self.arena.inner;
-        RawLock::new(
-            a.u32_at(self.offset + B_LOCK_WORD),
-            a.u32_at(self.offset + B_LOCK_PID),
-            a.u64_at(self.offset + B_LOCK_META),
-        )
+        RawLock::new(self.word32(B_LOCK_WORD), self.word32(B_LOCK_PID), self.word64(B_LOCK_META))
     }
 
     /// Length of the locked area.
     pub(crate) fn locked_len(&self) -> usize {
-        self.areas().1 as usize
+        self.locked_len as usize
     }
 
     /// Takes the block's lock and returns access to the locked area, or `None` if the deadline
     /// passed (or `blocking` is false and the lock is busy). The flag is `Some(pid)` if the
     /// previous holder, of process `pid`, died holding the lock.
+    #[inline]
     pub(crate) fn lock_data(&self, blocking: bool, deadline: Option<Instant>) -> Option<(DataGuard<'_>, Option<u32>)> {
         let lock = self.block_lock();
         let abandoned = match lock.lock(blocking, deadline) {
@@ -564,21 +623,22 @@ impl Block {
             Acquire::Abandoned { pid, .. } => Some(pid),
             Acquire::TimedOut => return None,
         };
-        let (words, len) = self.areas();
-        let start = self.offset + BLOCK_ALIGN + round_up(words * 8, BLOCK_ALIGN);
+        let start = BLOCK_ALIGN + round_up(self.atomic_words * 8, BLOCK_ALIGN);
         Some((
             DataGuard {
                 block: self,
-                // SAFETY: `start` is inside the block, hence inside the mapping, which outlives
-                // the guard (the guard borrows the block, which holds the arena).
-                base: unsafe { self.arena.inner.map.as_mut_ptr().add(start as usize) },
-                len: len as usize,
+                // SAFETY: the locked area starts `start` bytes into the block and lies inside the
+                // mapping, which outlives the guard (the guard borrows the block, which holds the
+                // arena).
+                base: unsafe { self.base.as_ptr().add(start as usize) },
+                len: self.locked_len as usize,
             },
             abandoned,
         ))
     }
 
     /// Like [`Self::lock_data`] blocking without deadline.
+    #[inline]
     pub(crate) fn lock_data_blocking(&self) -> DataGuard<'_> {
         match self.lock_data(true, None) {
             Some((g, _)) => g,
@@ -593,7 +653,7 @@ impl Clone for Block {
         if old > i64::MAX as u64 {
             std::process::abort(); // as Arc does: overflow would free a live block
         }
-        Block { arena: self.arena.clone(), offset: self.offset }
+        Block { arena: self.arena.clone(), ..*self }
     }
 }
 
@@ -693,7 +753,7 @@ mod tests {
         assert_eq!(arena.used_bytes(), 0);
         assert_eq!(arena.live_objects(), 0);
         // Everything coalesced back into one free block: the whole heap is allocatable again.
-        let big = Block::alloc(&arena, K, 0, 4096 - 64).unwrap();
+        let big = Block::alloc(&arena, K, 1, 4096 - 128).unwrap();
         assert_eq!(big.offset(), offsets[0]);
         drop(big);
         // Free in a scattered order, then reuse.
@@ -705,7 +765,7 @@ mod tests {
         drop(even);
         drop(again);
         assert_eq!(arena.used_bytes(), 0);
-        let big = Block::alloc(&arena, K, 0, 4096 - 64).unwrap();
+        let big = Block::alloc(&arena, K, 1, 4096 - 128).unwrap();
         assert_eq!(big.offset(), offsets[0]);
     }
 

@@ -64,6 +64,10 @@
 //! * Freed memory is only touched under the allocator lock, after its block's reference count
 //!   reached zero (`Release` decrement, `Acquire` fence, as in `Arc`).
 //!
+//! * A lock taken over from a dead holder gives no `Release` to pair with; the holder's writes
+//!   are nevertheless complete (the kernel has torn its threads down before `/proc` reports it
+//!   dead), and the new holder issues a `SeqCst` fence before touching the protected data.
+//!
 //! All processes sharing an arena are trusted to run this crate's code: a process that scribbles
 //! over the mapping can break every guarantee above.
 //!
@@ -76,6 +80,9 @@
 //! is abandoned (arrays, large values, queues, barriers, the allocator) carry on: their updates
 //! are published by single stores, so a dead process leaves no half-visible state (at worst an
 //! array or large value half-copied by the dead writer, or a leaked block).
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("procman-shm needs Linux (memfd_create, futexes, /proc)");
 
 mod arena;
 mod error;
@@ -93,3 +100,29 @@ pub use error::{Result, ShmError};
 pub use queue::Queue;
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore};
 pub use value::{FixedStr, SharedArray, SharedStruct, SharedValue};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync_debug<T: Send + Sync + std::fmt::Debug>() {}
+
+    #[test]
+    fn handles_are_send_sync_debug() {
+        send_sync_debug::<Arena>();
+        send_sync_debug::<SharedValue<u64>>();
+        send_sync_debug::<SharedValue<FixedStr<256>>>();
+        send_sync_debug::<SharedStruct<[u16; 2]>>();
+        send_sync_debug::<SharedArray<i32>>();
+        send_sync_debug::<Lock>();
+        send_sync_debug::<LockGuard<'static>>();
+        send_sync_debug::<RLock>();
+        send_sync_debug::<Semaphore>();
+        send_sync_debug::<BoundedSemaphore>();
+        send_sync_debug::<Condition>();
+        send_sync_debug::<Event>();
+        send_sync_debug::<Barrier>();
+        send_sync_debug::<Queue<String>>();
+        send_sync_debug::<ShmError>();
+    }
+}

@@ -152,6 +152,10 @@ impl<'a> RawLock<'a> {
                                 .compare_exchange(v | WAITERS, me.tid | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                                 .is_ok()
                             {
+                                // The dead holder stored nothing after its last write we
+                                // may read (the kernel has torn it down); the fence orders
+                                // our reads after everything it ever wrote that is visible.
+                                std::sync::atomic::fence(Ordering::SeqCst);
                                 let pid = self.pid.load(Ordering::Relaxed);
                                 self.record_holder(me);
                                 return Acquire::Abandoned { tid: holder, pid };

@@ -520,6 +520,48 @@ mod tests {
     }
 
     #[test]
+    fn lock_abandoned_mid_put_is_repaired() {
+        let arena = Arena::create(1 << 16).unwrap();
+        let q: Queue<u32> = Queue::new_in(&arena, 256).unwrap();
+        q.put(&1, None).unwrap();
+        q.put(&2, None).unwrap();
+        // A "process" that dies between publishing `tail` and bumping `count`, holding the lock.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut g = q.block.lock_data_blocking();
+                let w = q.words();
+                let tail = w.tail.load(Ordering::Relaxed);
+                let bytes = postcard::to_allocvec(&3u32).unwrap();
+                let at = (tail % q.capacity as u64) as usize;
+                g.write_pod(at, &(bytes.len() as u32));
+                g.write(at + HEADER, &bytes);
+                w.tail.store(tail + record_len(bytes.len()) as u64, Ordering::Relaxed);
+                std::mem::forget(g);
+            });
+        });
+        assert_eq!(q.len(), 2, "count is stale until the lock is recovered");
+        assert_eq!(q.get(Some(Duration::from_secs(2))).unwrap(), 1);
+        assert_eq!(q.len(), 2, "repaired: 3 published, 1 taken");
+        // Another one dies after copying bytes but before publishing: nothing becomes visible.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut g = q.block.lock_data_blocking();
+                let tail = q.words().tail.load(Ordering::Relaxed);
+                let at = (tail % q.capacity as u64) as usize;
+                g.write_pod(at, &7u32);
+                g.write(at + HEADER, &[0xff; 7]);
+                std::mem::forget(g);
+            });
+        });
+        assert_eq!(q.get(Some(Duration::from_secs(2))).unwrap(), 2);
+        assert_eq!(q.get_nowait().unwrap(), 3);
+        assert!(matches!(q.get_nowait(), Err(ShmError::Empty)));
+        assert_eq!(q.len(), 0);
+        q.put(&4, None).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), 4);
+    }
+
+    #[test]
     fn serialized_handle_shares_the_queue() {
         let arena = Arena::create(1 << 16).unwrap();
         let q: Queue<String> = Queue::new_in(&arena, 256).unwrap();

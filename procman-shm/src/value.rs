@@ -185,7 +185,7 @@ impl<T: Pod> Slot<T> {
     #[inline]
     fn get(&self) -> T {
         if Self::WORD {
-            let bits = self.block.atomic_u64(0).load(Ordering::Acquire);
+            let bits = self.block.first_word().load(Ordering::Acquire);
             bytemuck::pod_read_unaligned(&bits.to_ne_bytes()[..size_of::<T>()])
         } else {
             self.block.lock_data_blocking().read_pod(0)
@@ -197,7 +197,7 @@ impl<T: Pod> Slot<T> {
         if Self::WORD {
             let mut bytes = [0u8; 8];
             bytes[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(&v));
-            self.block.atomic_u64(0).store(u64::from_ne_bytes(bytes), Ordering::Release);
+            self.block.first_word().store(u64::from_ne_bytes(bytes), Ordering::Release);
         } else {
             self.block.lock_data_blocking().write_pod(0, &v);
         }

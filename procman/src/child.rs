@@ -114,10 +114,8 @@ pub(crate) fn check_not_unclaimed_child() {
 /// when a spawned function panicked).
 ///
 /// ```
-/// fn main() {
-///     procman::init();
-///     // ... the program
-/// }
+/// procman::init(); // first thing in `main`
+/// // ... the program
 /// ```
 pub fn init() {
     if TAKEN.swap(true, Ordering::SeqCst) {
@@ -203,10 +201,10 @@ fn watch_parent(sock: &UnixStream) {
 static SOCKET_FILE: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
 
 fn cleanup_socket_file() {
-    if let Ok(mut g) = SOCKET_FILE.try_lock() {
-        if let Some(p) = g.take() {
-            let _ = std::fs::remove_file(p);
-        }
+    if let Ok(mut g) = SOCKET_FILE.try_lock()
+        && let Some(p) = g.take()
+    {
+        let _ = std::fs::remove_file(p);
     }
 }
 

@@ -139,10 +139,10 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
             },
         };
         let r = (f.take().expect("called once"))(conn);
-        if let Err(e) = &r {
-            if e.is_connection_lost() || matches!(e, Error::Protocol { .. }) {
-                map.remove(address);
-            }
+        if let Err(e) = &r
+            && (e.is_connection_lost() || matches!(e, Error::Protocol { .. }))
+        {
+            map.remove(address);
         }
         Some(r)
     });
@@ -184,10 +184,10 @@ pub(crate) fn send_existing(address: &Address, req: &Request<'_>) {
         .flatten();
     if sent.is_none() {
         let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(conn) = map.get_mut(address) {
-            if conn.send(req).is_err() {
-                map.remove(address);
-            }
+        if let Some(conn) = map.get_mut(address)
+            && conn.send(req).is_err()
+        {
+            map.remove(address);
         }
     }
 }

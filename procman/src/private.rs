@@ -55,7 +55,7 @@ impl<'a> ArgsReader<'a> {
     }
 
     /// Decodes the next argument.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<T> {
+    pub fn next_arg<T: DeserializeOwned>(&mut self) -> Result<T> {
         match postcard::take_from_bytes::<T>(self.rest) {
             Ok((value, rest)) => {
                 self.rest = rest;
@@ -257,7 +257,7 @@ pub trait DecodeArg<T> {
 }
 impl<T: DeserializeOwned> DecodeArg<T> for &&Codec<T> {
     fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T> {
-        reader.next::<T>()
+        reader.next_arg::<T>()
     }
 }
 /// [`DecodeArg`] for a type that is `Serialize` (checked on the proxy side) but not
@@ -273,7 +273,7 @@ impl<T: Serialize> DecodeArgNotDeserialize<T> for &Codec<T> {
     where
         T: DeserializeOwned,
     {
-        reader.next::<T>()
+        reader.next_arg::<T>()
     }
 }
 /// Fallback of [`DecodeArg`].

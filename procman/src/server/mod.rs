@@ -316,10 +316,10 @@ impl Core {
         match held {
             Some(n) if *n > 0 => {
                 *n -= 1;
-                if *n == 0 {
-                    if let Some(c) = st.clients.get_mut(&client) {
-                        c.refs.remove(&id);
-                    }
+                if *n == 0
+                    && let Some(c) = st.clients.get_mut(&client)
+                {
+                    c.refs.remove(&id);
                 }
                 Self::release(&mut st, client, id, 1)
             }
@@ -337,12 +337,12 @@ impl Core {
             .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
         if entry.singleton {
             let mut st = self.lock();
-            if let Some(&id) = st.singletons.get(entry.typeid) {
-                if let Some(e) = st.objects.get_mut(&id) {
-                    e.refs += 1;
-                    *st.clients.entry(caller.client).or_default().refs.entry(id).or_default() += 1;
-                    return wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token");
-                }
+            if let Some(&id) = st.singletons.get(entry.typeid)
+                && let Some(e) = st.objects.get_mut(&id)
+            {
+                e.refs += 1;
+                *st.clients.entry(caller.client).or_default().refs.entry(id).or_default() += 1;
+                return wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token");
             }
         }
         Caller::set_current(Some(caller));
@@ -552,10 +552,10 @@ impl Core {
             let shutdown = matches!(req, Request::Shutdown);
             let reply = self.handle(req, caller, &mut touched, &mut freed);
             freed.clear(); // dropped here, outside the table's lock
-            if let Some(reply) = reply {
-                if send_reply(&mut stream, &mut wbuf, reply).is_err() {
-                    break;
-                }
+            if let Some(reply) = reply
+                && send_reply(&mut stream, &mut wbuf, reply).is_err()
+            {
+                break;
             }
             if shutdown {
                 tracing::debug!(address = %self.address, "shutdown requested");
@@ -585,11 +585,9 @@ impl Core {
                 }
                 None => false,
             };
-            if gone {
-                if let Some(c) = st.clients.remove(&caller.client) {
-                    for (id, n) in c.refs {
-                        freed.extend(Self::release(&mut st, caller.client, id, n));
-                    }
+            if gone && let Some(c) = st.clients.remove(&caller.client) {
+                for (id, n) in c.refs {
+                    freed.extend(Self::release(&mut st, caller.client, id, n));
                 }
             }
         }

@@ -42,7 +42,6 @@ use blob::{Blob, decode_all, encode_all};
 use prims::{Acquirer, BarrierCore, ConditionCore, EventCore, LockCore, QueueCore, RLockCore, SemaphoreCore};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -582,19 +581,19 @@ impl<T: 'static> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned + 'static> QueueProxy<T> {
     /// Puts an item, waiting for room in a bounded queue.
-    pub fn put(&self, item: impl Borrow<T>) -> Result<()> {
-        self.put_raw(Blob::encode(item.borrow())?, true, None)
+    pub fn put(&self, item: T) -> Result<()> {
+        self.put_raw(Blob::encode(&item)?, true, None)
     }
 
     /// Puts an item: waits for room when `block` (at most `timeout`), else fails at once with
     /// [`Error::Full`]; a wait that times out fails with `Error::Full` too.
-    pub fn put_with(&self, item: impl Borrow<T>, block: bool, timeout: Option<Duration>) -> Result<()> {
-        self.put_raw(Blob::encode(item.borrow())?, block, timeout)
+    pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.put_raw(Blob::encode(&item)?, block, timeout)
     }
 
     /// Puts an item without waiting: [`Error::Full`] when there is no room.
-    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<()> {
-        self.put_raw(Blob::encode(item.borrow())?, false, None)
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.put_raw(Blob::encode(&item)?, false, None)
     }
 
     /// Takes the oldest item, waiting for one.
@@ -817,8 +816,8 @@ where
     }
 
     /// Sets `key` to `value`; returns the previous value (Python's `d[key] = value`).
-    pub fn insert(&self, key: impl Borrow<K>, value: impl Borrow<V>) -> Result<Option<V>> {
-        decode_opt(self.insert_raw(Blob::encode(key.borrow())?, Blob::encode(value.borrow())?)?)
+    pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
+        decode_opt(self.insert_raw(Blob::encode(&key)?, Blob::encode(&value)?)?)
     }
 
     /// Removes `key`; returns its value, if it was there.
@@ -878,8 +877,8 @@ where
     }
 
     /// The value of `key`, inserting `default` first when absent.
-    pub fn setdefault(&self, key: impl Borrow<K>, default: impl Borrow<V>) -> Result<V> {
-        self.setdefault_raw(Blob::encode(key.borrow())?, Blob::encode(default.borrow())?)?.decode()
+    pub fn setdefault(&self, key: K, default: V) -> Result<V> {
+        self.setdefault_raw(Blob::encode(&key)?, Blob::encode(&default)?)?.decode()
     }
 
     /// Inserts every item, in one call.
@@ -1062,8 +1061,8 @@ impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
     }
 
     /// Replaces the item at `index`; [`Error::IndexOutOfRange`] outside.
-    pub fn set(&self, index: i64, value: impl Borrow<T>) -> Result<()> {
-        self.set_raw(index, Blob::encode(value.borrow())?)
+    pub fn set(&self, index: i64, value: T) -> Result<()> {
+        self.set_raw(index, Blob::encode(&value)?)
     }
 
     /// The items from `start` to `end` (Python's `l[start:end]`; `None` for an open end).
@@ -1082,8 +1081,8 @@ impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
     }
 
     /// Appends an item.
-    pub fn append(&self, value: impl Borrow<T>) -> Result<()> {
-        self.append_raw(Blob::encode(value.borrow())?)
+    pub fn append(&self, value: T) -> Result<()> {
+        self.append_raw(Blob::encode(&value)?)
     }
 
     /// Appends every item, in one call.
@@ -1095,8 +1094,8 @@ impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
     }
 
     /// Inserts before `index` (clamped to the list, as in Python).
-    pub fn insert(&self, index: i64, value: impl Borrow<T>) -> Result<()> {
-        self.insert_raw(index, Blob::encode(value.borrow())?)
+    pub fn insert(&self, index: i64, value: T) -> Result<()> {
+        self.insert_raw(index, Blob::encode(&value)?)
     }
 
     /// Removes and returns the last item; [`Error::IndexOutOfRange`] when empty.
@@ -1252,8 +1251,8 @@ impl<T: Serialize + DeserializeOwned + 'static> ArrayProxy<T> {
     }
 
     /// Replaces the item at `index`; [`Error::IndexOutOfRange`] outside.
-    pub fn set(&self, index: i64, value: impl Borrow<T>) -> Result<()> {
-        self.set_raw(index, Blob::encode(value.borrow())?)
+    pub fn set(&self, index: i64, value: T) -> Result<()> {
+        self.set_raw(index, Blob::encode(&value)?)
     }
 
     /// The items from `start` to `end` (Python's `a[start:end]`).
@@ -1315,8 +1314,8 @@ impl<T: Serialize + DeserializeOwned + 'static> ValueProxy<T> {
     }
 
     /// Replaces the value.
-    pub fn set(&self, value: impl Borrow<T>) -> Result<()> {
-        self.set_raw(Blob::encode(value.borrow())?)
+    pub fn set(&self, value: T) -> Result<()> {
+        self.set_raw(Blob::encode(&value)?)
     }
 }
 

@@ -279,10 +279,10 @@ impl SemaphoreCore {
             return Err(Error::usage("n must be one or more"));
         }
         let mut g = lock(&self.value);
-        if let Some(bound) = self.bound {
-            if *g + n > bound {
-                return Err(Error::usage("Semaphore released too many times"));
-            }
+        if let Some(bound) = self.bound
+            && *g + n > bound
+        {
+            return Err(Error::usage("Semaphore released too many times"));
         }
         *g += n;
         drop(g);

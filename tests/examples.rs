@@ -1,0 +1,45 @@
+//! The examples, run as a user runs them: each is a real multi-process program.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/examples/<name>`: cargo builds the examples before running integration tests.
+fn example(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("examples").join(name)
+}
+
+fn run(name: &str) -> String {
+    let out = Command::new(example(name)).output().unwrap_or_else(|e| panic!("cannot run example {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{name} failed: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn custom_manager_prints_bar_and_baz_from_the_manager_process() {
+    assert_eq!(run("custom_manager"), "BAR\nBAZ\n");
+}
+
+#[test]
+fn remote_manager_passes_hello_between_two_clients_over_tcp() {
+    assert_eq!(run("remote_manager"), "hello\n");
+}
+
+#[test]
+fn sync_manager_runs_the_namespace_example_and_a_pipeline() {
+    let out = run("sync_manager");
+    assert!(out.starts_with("Namespace(x=10, y=\"hello\")\n"), "{out}");
+    assert!(out.contains("sum of squares 1..=20 = 2870"), "{out}");
+}
+
+#[test]
+fn the_tour_runs() {
+    let out = run("tour");
+    assert!(out.contains("4 processes counted 66 words"), "{out}");
+    assert!(out.contains("longest word: \"processes\""), "{out}");
+}
