@@ -1,10 +1,11 @@
-//! A tour of procman: a manager process holding a custom type and the built-in types, used by
-//! several worker processes at once.
+//! A tour of procman: a manager process holding a custom type and the built-in types, and a
+//! shared-memory arena, used by several worker processes at once.
 //!
 //! Run: `cargo run --release --example tour`
 
 use procman::prelude::*;
-use procman::sync::{DictProxy, EventProxy, LockProxy, QueueProxy, SyncTypes};
+use procman::shm::{Lock as ShmLock, SharedArray};
+use procman::sync::{DictProxy, EventProxy, LockProxy, QueueProxy};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -50,10 +51,18 @@ impl TourManager {
     }
 }
 
-type Work = (QueueProxy<Option<String>>, DictProxy<String, u64>, LockProxy, StatsProxy, EventProxy);
+type Work = (
+    QueueProxy<Option<String>>,
+    DictProxy<String, u64>,
+    LockProxy,
+    StatsProxy,
+    EventProxy,
+    (SharedArray<u32>, ShmLock),
+);
 
-/// A worker process: takes lines from the queue, counts words into the shared dict.
-fn worker((lines, counts, lock, stats, done): Work) -> u64 {
+/// A worker process: takes lines from the queue, counts words into the shared dict (in the
+/// manager) and word lengths into a histogram (in shared memory).
+fn worker((lines, counts, lock, stats, done, (lengths, shm_lock)): Work) -> u64 {
     let mut mine = 0;
     while let Some(line) = lines.get().expect("the manager is there") {
         for word in line.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()) {
@@ -65,6 +74,10 @@ fn worker((lines, counts, lock, stats, done): Work) -> u64 {
             counts.insert(word.clone(), n + 1).unwrap();
             drop(_guard);
             stats.record(&word).unwrap();
+            let bucket = word.len().min(lengths.len() - 1);
+            let _g = shm_lock.lock().unwrap(); // a futex in shared memory: no server involved
+            lengths.set(bucket, lengths.get(bucket).unwrap() + 1).unwrap();
+            drop(_g);
             mine += 1;
         }
     }
@@ -89,9 +102,15 @@ fn main() -> procman::Result<()> {
     let lock = m.lock()?;
     let stats = m.stats()?;
     let done = m.event()?;
+    let local = LocalManager::new()?;
+    let lengths = local.shared_array(&[0u32; 12])?;
+    let shm_lock = local.lock()?;
 
     let workers = (0..4)
-        .map(|_| Process::spawn(worker, (lines.clone(), counts.clone(), lock.clone(), stats.clone(), done.clone())))
+        .map(|_| {
+            let shm = (lengths.clone(), shm_lock.clone());
+            Process::spawn(worker, (lines.clone(), counts.clone(), lock.clone(), stats.clone(), done.clone(), shm))
+        })
         .collect::<procman::Result<Vec<_>>>()?;
     for sentence in TEXT.split(". ") {
         lines.put(Some(sentence.to_string()))?;
@@ -109,10 +128,12 @@ fn main() -> procman::Result<()> {
     println!("most common: {:?}", &top[..5]);
     println!("longest word: {:?}", stats.longest()?);
     println!("stats.check(\"\") = {:?}", stats.check("")?);
+    println!("word lengths (shared memory): {lengths:?}");
     println!("the manager holds {} objects", m.number_of_objects()?);
     assert_eq!(total, TEXT.split_whitespace().count() as u64);
     let words: BTreeMap<String, u64> = top.into_iter().collect();
     assert_eq!(words.values().sum::<u64>(), total);
+    assert_eq!(lengths.to_vec().iter().map(|&n| u64::from(n)).sum::<u64>(), total);
     m.shutdown()?;
     println!("done in {:?}", t.elapsed());
     Ok(())

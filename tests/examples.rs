@@ -38,8 +38,27 @@ fn sync_manager_runs_the_namespace_example_and_a_pipeline() {
 }
 
 #[test]
+fn local_manager_prints_the_specification_values() {
+    let out = run("local_manager");
+    let expected = [
+        r#"SharedValue<FixedStr<256>>("hello")"#,
+        r#"SharedValue<FixedStr<256>>("goodbye")"#,
+        "SharedStruct<Pair>(Pair { a: 0, b: 0 })",
+        "SharedStruct<Pair>(Pair { a: 1, b: 2 })",
+        "SharedArray<i32>([0, 0, 0, 0, 0, 0, 0, 0, 0, 0])",
+        "SharedArray<i32>([1, 2, 3, 4, 5, 0, 0, 0, 0, 0])",
+        "[1, 2, 3, 4, 5, 0, 0, 0, 0, 0]",
+        "[1, 2, 3, 4, 5, 0, 0, 0, 0, 0]",
+        "[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0]",
+        r#"after the child: "written by a child" Pair { a: -1, b: -2 } 42"#,
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
 fn the_tour_runs() {
     let out = run("tour");
     assert!(out.contains("4 processes counted 66 words"), "{out}");
     assert!(out.contains("longest word: \"processes\""), "{out}");
+    assert!(out.contains("word lengths (shared memory): SharedArray<u32>(["), "{out}");
 }

@@ -30,8 +30,10 @@
 //! The kernel frees it when the last process that has it mapped or open is gone, whatever way the
 //! processes end. Other processes map it by deserializing a handle: the handle names the
 //! serializing process's pid and descriptor, opened through `/proc/<pid>/fd/<fd>` (so that process
-//! must still be alive when the handle is deserialized; otherwise the error is
-//! [`ShmError::ArenaUnavailable`]). A per-process registry keyed by the arena's random id maps
+//! must still be alive and still have the arena — some handle or `Arena` of it — when the handle
+//! is deserialized, unless the receiver has the arena mapped already; otherwise the error is
+//! [`ShmError::ArenaUnavailable`]). Opening another process's descriptor needs the usual
+//! same-user `/proc` access (ptrace read permission). A per-process registry keyed by the arena's random id maps
 //! each arena once however many handles arrive.
 //!
 //! Each object is a block of the arena with a reference count. Handles increment it on clone and

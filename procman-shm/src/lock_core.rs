@@ -152,9 +152,8 @@ impl<'a> RawLock<'a> {
                                 .compare_exchange(v | WAITERS, me.tid | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                                 .is_ok()
                             {
-                                // The dead holder stored nothing after its last write we
-                                // may read (the kernel has torn it down); the fence orders
-                                // our reads after everything it ever wrote that is visible.
+                                // The dead holder's writes are complete (the kernel tore its
+                                // threads down); order our reads of the data after them.
                                 std::sync::atomic::fence(Ordering::SeqCst);
                                 let pid = self.pid.load(Ordering::Relaxed);
                                 self.record_holder(me);

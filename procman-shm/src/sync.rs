@@ -1586,7 +1586,7 @@ mod tests {
         while cond.waiters().load(Ordering::SeqCst) < 3 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(20)); // let them reach FUTEX_WAIT
+        std::thread::sleep(Duration::from_millis(50)); // let them reach FUTEX_WAIT
         {
             let _g = cond.lock().unwrap();
             cond.notify(1).unwrap();

@@ -172,6 +172,9 @@ pub enum Error {
         /// How it ended, as the OS reported it.
         status: String,
     },
+    /// An error from a shared-memory object of a [`LocalManager`](crate::LocalManager).
+    #[error(transparent)]
+    Shm(#[from] procman_shm::ShmError),
     /// An operating-system error.
     #[error("{context}: {source}")]
     Io {
@@ -281,7 +284,7 @@ impl From<&Error> for WireError {
             E::Shutdown { address } => Self::Shutdown(address.clone()),
             E::ChildPanicked { pid, message } => Self::ChildPanicked(*pid, message.clone()),
             E::ChildExited { pid, status } => Self::ChildExited(*pid, status.clone()),
-            E::Io { .. } => Self::Other(e.to_string()),
+            E::Shm(_) | E::Io { .. } => Self::Other(e.to_string()),
         }
     }
 }

@@ -87,6 +87,7 @@ mod auth;
 mod child;
 mod client;
 mod error;
+mod local;
 mod manager;
 mod proxy;
 mod server;
@@ -104,6 +105,7 @@ pub use address::Address;
 pub use auth::{AuthKey, authkey, set_authkey};
 pub use child::{Process, init};
 pub use error::{Error, Result};
+pub use local::{DEFAULT_ARENA_CAPACITY, LocalManager};
 pub use manager::{BaseManager, CreatorEntry, Manager, ManagerBuilder, NoManager, typeids};
 pub use proxy::{BaseProxy, Token};
 pub use shared::{Caller, Proxy, Shared};
@@ -112,9 +114,14 @@ pub use wire::message::ObjectInfo;
 
 pub use procman_derive::{Shared, main, manager, shared};
 
+/// The shared-memory arena and its objects (the `procman-shm` crate), which a
+/// [`LocalManager`] creates.
+pub use procman_shm as shm;
+
 /// The names most programs use: `use procman::prelude::*;`.
 pub mod prelude {
-    pub use crate::{BaseManager, Error, Manager, Process, Proxy, Shared};
+    pub use crate::sync::SyncTypes;
+    pub use crate::{BaseManager, Error, LocalManager, Manager, Process, Proxy, Shared};
     pub use procman_derive::{manager, shared};
 }
 
