@@ -7,7 +7,10 @@
 //!
 //! Options: `--quick`; `--python <script>` (Python's figures, by default
 //! `<workspace>/../shared/peers/python_managers_bench.py`); `--python-bin <interpreter>` (default
-//! `python3`); `--no-python`. Progress goes to stderr, the results to stdout.
+//! `python3`); `--no-python`; `--only <group>` (one group of rows, for profiling: `call`,
+//! `manager`, `queue`, `clients`, `start`, `memory`, `shm`, `python`). Progress goes to stderr,
+//! the results to stdout. The machine should be otherwise idle: on 2 cores, any other load
+//! shows in the round-trip figures.
 //!
 //! It prints one markdown table, `| benchmark | procman | baseline | ratio | bar | met |`:
 //!
@@ -24,9 +27,10 @@
 //! ping-pongs, the queue consumers and the client processes) are this binary, re-executed by
 //! procman, which is why `procman::init()` is the first line of `main`.
 
+use procman::LocalManager;
 use procman::prelude::*;
+use procman::shm::Queue as ShmQueue;
 use procman::sync::{QueueProxy, SyncTypes};
-use procman_shm::{Arena, Lock as ShmLock, Queue as ShmQueue, SharedArray, SharedValue};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -117,7 +121,7 @@ impl Config {
     }
 
     /// Whether the group of rows `group` runs (`--only` runs one group: `call`, `manager`,
-    /// `clients`, `start`, `memory`, `shm`; `python` runs Python's script alone).
+    /// `queue` (the manager Queue row alone), `clients`, `start`, `memory`, `shm`; `python` runs Python's script alone).
     fn runs(&self, group: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == group)
     }
@@ -267,6 +271,7 @@ impl Row {
 fn show(f: &Result<Fig, String>) -> String {
     match f {
         Ok(f) => f.show(),
+        Err(e) if e == "—" => e.clone(),
         Err(e) => format!("not measured ({e})"),
     }
 }
@@ -497,8 +502,8 @@ fn accept_within<S>(mut accept: impl FnMut() -> std::io::Result<S>) -> BoxResult
     }
 }
 
-/// A proxy call and a raw ping-pong of the same sizes over `net`, interleaved in rounds; the
-/// best round of each (the least disturbed by the rest of the machine).
+/// A proxy call and a raw ping-pong of the same sizes over `net`, interleaved in short rounds so
+/// that both see the same disturbances from the rest of the machine; the best round of each.
 fn call_vs_raw(cfg: &Config, net: Net) -> BoxResult<(f64, f64)> {
     let m = match net {
         Net::Unix => BenchManager::new().start()?,
@@ -506,7 +511,7 @@ fn call_vs_raw(cfg: &Config, net: Net) -> BoxResult<(f64, f64)> {
     };
     let c = m.counter(0)?;
     let mut raw = RawPeer::start(net)?;
-    let (rounds, n) = (cfg.n(5, 2), cfg.n(20_000, 5_000));
+    let (rounds, n) = (cfg.n(12, 4), cfg.n(5_000, 2_500));
     let (mut best_call, mut best_raw) = (f64::MAX, f64::MAX);
     for _ in 0..rounds {
         best_raw = best_raw.min(per_op(n / 10, n, || raw.round_trip()));
@@ -543,24 +548,29 @@ fn manager_queue_consumer((q, n): (QueueProxy<u64>, u64)) -> u64 {
     (0..n).fold(0u64, |s, _| s.wrapping_add(q.get().expect("get")))
 }
 
-/// Messages per second from this process's `put`s to a consumer process's `get`s.
+/// Messages per second from this process's `put`s to a consumer process's `get`s: the best of
+/// a few rounds, each with a new consumer.
 fn manager_queue(cfg: &Config, m: &BenchManager) -> BoxResult<f64> {
     let n = cfg.n(20_000, 5_000) as u64;
     let q = m.queue::<u64>(0)?;
-    let consumer = Process::spawn(manager_queue_consumer, (q.clone(), n + 1))?;
-    q.put(0)?; // the consumer is running once this one is taken
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while q.qsize()? > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(500));
+    let mut best = 0f64;
+    for _ in 0..cfg.n(3, 1) {
+        let consumer = Process::spawn(manager_queue_consumer, (q.clone(), n + 1))?;
+        q.put(0)?; // the consumer is running once this one is taken
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.qsize()? > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let t = Instant::now();
+        for i in 0..n {
+            q.put(i)?;
+        }
+        let sum = consumer.join()?;
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(sum, n * (n - 1) / 2, "the consumer got every message");
+        best = best.max(n as f64 / dt);
     }
-    let t = Instant::now();
-    for i in 0..n {
-        q.put(i)?;
-    }
-    let sum = consumer.join()?;
-    let dt = t.elapsed().as_secs_f64();
-    assert_eq!(sum, n * (n - 1) / 2, "the consumer got every message");
-    Ok(n as f64 / dt)
+    Ok(best)
 }
 
 /// procman's figures for Python's other proxy rows: dict set, dict get, Lock, Namespace.
@@ -682,31 +692,36 @@ fn memory_per_object(n: usize) -> BoxResult<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared memory (procman-shm, LocalManager's objects).
+// Shared memory: LocalManager's objects (procman-shm).
 
 fn shm_queue_consumer((q, n): (ShmQueue<u64>, u64)) -> u64 {
     (0..n).fold(0u64, |s, _| s.wrapping_add(q.get(None).expect("get")))
 }
 
-/// Messages per second through a shared-memory queue, from this process to a consumer process.
+/// Messages per second through a shared-memory queue, from this process to a consumer process:
+/// the best of a few rounds, each with a new consumer.
 fn shm_queue(cfg: &Config) -> BoxResult<f64> {
-    let n = cfg.n(2_000_000, 300_000) as u64;
-    let arena = Arena::create(4 << 20)?;
-    let q: ShmQueue<u64> = ShmQueue::new_in(&arena, 1 << 20)?;
-    let consumer = Process::spawn(shm_queue_consumer, (q.clone(), n + 1))?;
-    q.put(&0, None)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !q.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(200));
+    let n = cfg.n(1_000_000, 300_000) as u64;
+    let lm = LocalManager::with_capacity(4 << 20)?;
+    let q = lm.queue::<u64>(1 << 20)?;
+    let mut best = 0f64;
+    for _ in 0..cfg.n(3, 1) {
+        let consumer = Process::spawn(shm_queue_consumer, (q.clone(), n + 1))?;
+        q.put(&0, None)?; // the consumer is running once this one is taken
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !q.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let t = Instant::now();
+        for i in 0..n {
+            q.put(&i, None)?;
+        }
+        let sum = consumer.join()?;
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(sum, n * (n - 1) / 2, "the consumer got every message");
+        best = best.max(n as f64 / dt);
     }
-    let t = Instant::now();
-    for i in 0..n {
-        q.put(&i, None)?;
-    }
-    let sum = consumer.join()?;
-    let dt = t.elapsed().as_secs_f64();
-    assert_eq!(sum, n * (n - 1) / 2, "the consumer got every message");
-    Ok(n as f64 / dt)
+    Ok(best)
 }
 
 /// Best of `rounds` of `f`, which returns seconds per operation.
@@ -714,64 +729,73 @@ fn best_of(rounds: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..rounds).map(|_| f()).fold(f64::MAX, f64::min)
 }
 
+/// The best of `rounds` rounds of `procman` and of `floor` (seconds per operation), run in
+/// turn so that both see the same state of the machine (frequency, other load).
+fn interleaved(rounds: usize, mut procman: impl FnMut() -> f64, mut floor: impl FnMut() -> f64) -> (f64, f64) {
+    (0..rounds).fold((f64::MAX, f64::MAX), |(p, f), _| (p.min(procman()), f.min(floor())))
+}
+
 /// Seconds per `set` + `get` pair: SharedValue<u64>, and a raw atomic store (Release) + load
 /// (Acquire).
 fn shm_value(cfg: &Config) -> BoxResult<(f64, f64)> {
-    let arena = Arena::create(1 << 20)?;
-    let v = SharedValue::new_in(&arena, 0u64)?;
+    let lm = LocalManager::with_capacity(1 << 20)?;
+    let v = lm.shared_value(0u64)?;
     let raw = Box::new(AtomicU64::new(0));
-    let n = cfg.n(20_000_000, 4_000_000);
-    let rounds = cfg.n(5, 2);
-    let shm = best_of(rounds, || {
-        let mut acc = 0u64;
-        let t = per_op(n / 10, n, || {
-            let v = black_box(&v);
-            v.set(black_box(acc));
-            acc = acc.wrapping_add(v.get()).wrapping_add(1);
-        });
-        black_box(acc);
-        t
-    });
-    let floor = best_of(rounds, || {
-        let mut acc = 0u64;
-        let t = per_op(n / 10, n, || {
-            let a = black_box(&*raw);
-            a.store(black_box(acc), Ordering::Release);
-            acc = acc.wrapping_add(a.load(Ordering::Acquire)).wrapping_add(1);
-        });
-        black_box(acc);
-        t
-    });
-    Ok((shm, floor))
+    let n = cfg.n(4_000_000, 2_000_000);
+    Ok(interleaved(
+        cfg.n(10, 4),
+        || {
+            let mut acc = 0u64;
+            let t = per_op(n / 10, n, || {
+                let v = black_box(&v);
+                v.set(black_box(acc));
+                acc = acc.wrapping_add(v.get()).wrapping_add(1);
+            });
+            black_box(acc);
+            t
+        },
+        || {
+            let mut acc = 0u64;
+            let t = per_op(n / 10, n, || {
+                let a = black_box(&*raw);
+                a.store(black_box(acc), Ordering::Release);
+                acc = acc.wrapping_add(a.load(Ordering::Acquire)).wrapping_add(1);
+            });
+            black_box(acc);
+            t
+        },
+    ))
 }
 
 /// Seconds per uncontended acquire + release: the shm Lock, and a raw compare-exchange pair.
 fn shm_lock(cfg: &Config) -> BoxResult<(f64, f64)> {
-    let arena = Arena::create(1 << 20)?;
-    let lock = ShmLock::new_in(&arena)?;
+    let lm = LocalManager::with_capacity(1 << 20)?;
+    let lock = lm.lock()?;
     let raw = Box::new(AtomicU32::new(0));
-    let n = cfg.n(5_000_000, 1_000_000);
-    let rounds = cfg.n(5, 2);
+    let n = cfg.n(1_000_000, 500_000);
     let mut failed = None;
-    let shm = best_of(rounds, || {
-        per_op(n / 10, n, || {
-            let l = black_box(&lock);
-            if let Err(e) = l.acquire(true, None).and_then(|_| l.release()) {
-                failed = Some(e);
-            }
-        })
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
+    let r = interleaved(
+        cfg.n(10, 4),
+        || {
+            per_op(n / 10, n, || {
+                let l = black_box(&lock);
+                if let Err(e) = l.acquire(true, None).and_then(|_| l.release()) {
+                    failed = Some(e);
+                }
+            })
+        },
+        || {
+            per_op(n / 10, n, || {
+                let a = black_box(&*raw);
+                let _ = black_box(a.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed));
+                let _ = black_box(a.compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed));
+            })
+        },
+    );
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(r),
     }
-    let floor = best_of(rounds, || {
-        per_op(n / 10, n, || {
-            let a = black_box(&*raw);
-            let _ = black_box(a.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed));
-            let _ = black_box(a.compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed));
-        })
-    });
-    Ok((shm, floor))
 }
 
 /// Bytes per second copying 1M f64 out of (`read_into`) and into (`copy_from_slice`) a
@@ -779,9 +803,9 @@ fn shm_lock(cfg: &Config) -> BoxResult<(f64, f64)> {
 fn shm_array(cfg: &Config) -> BoxResult<(f64, f64, f64)> {
     const LEN: usize = 1 << 20;
     let bytes = (LEN * 8) as f64;
-    let arena = Arena::create(32 << 20)?;
+    let lm = LocalManager::with_capacity(32 << 20)?;
     let src: Vec<f64> = (0..LEN).map(|i| i as f64).collect();
-    let arr = SharedArray::new_in(&arena, &src)?;
+    let arr = lm.shared_array(&src)?;
     let mut dst = vec![0f64; LEN];
     let (rounds, n) = (cfg.n(5, 2), cfg.n(20, 8));
     let mut failed = None;
@@ -825,7 +849,7 @@ fn main() {
     if cfg.runs("call") {
         call_rows(&cfg, &python, &mut rows);
     }
-    if cfg.runs("manager") || cfg.runs("clients") {
+    if cfg.runs("manager") || cfg.runs("queue") || cfg.runs("clients") {
         manager_rows(&cfg, &python, &mut rows);
     }
     if cfg.runs("start") {
@@ -901,12 +925,30 @@ fn manager_rows(cfg: &Config, python: &Python, rows: &mut Vec<Row>) {
             python.rate("create+drop proxy", "ops"),
             Bar::RateAtLeast(20.0),
         ));
+    }
+    if cfg.runs("manager") || cfg.runs("queue") {
         rows.push(Row::new(
             "manager Queue put -> get across processes",
             manager_queue(cfg, &m).map(|r| Fig::Rate(r, "msgs")).map_err(err),
             python.rate("manager Queue put->get across procs", "msgs"),
             Bar::RateAtLeast(10.0),
         ));
+        // Each `get` is one synchronous round trip, so a consumer gets about one message per raw
+        // round trip (measured earlier in the run): the row shows that rate beside Python's.
+        let reference = rows
+            .iter()
+            .find(|r| r.name.starts_with("proxy call round trip vs raw Unix"))
+            .and_then(|r| r.baseline.clone().ok())
+            .map(|rtt| Fig::Rate(1.0 / rtt.value(), "msgs"))
+            .ok_or_else(|| "needs the ping-pong row".to_string());
+        rows.push(Row::new(
+            "reference: one get per raw Unix round trip, 1 / RTT (baseline: Python's Queue)",
+            reference,
+            python.rate("manager Queue put->get across procs", "msgs"),
+            Bar::None,
+        ));
+    }
+    if cfg.runs("manager") {
         let like = python_like_rows(cfg, &m).map_err(err);
         for (i, (name, label)) in [
             ("dict proxy insert (d['k'] = 1)", "dict proxy d['k'] = 1"),

@@ -23,6 +23,9 @@ use std::time::Duration;
 /// How long a client waits for a server's side of the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a TCP connection to a manager may stay silent before the client probes it.
+const CLIENT_KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// The largest reply a client accepts.
 const MAX_REPLY: usize = 1 << 30;
 
@@ -68,15 +71,19 @@ pub(crate) struct Conn {
     address: Address,
     wbuf: Vec<u8>,
     rbuf: Vec<u8>,
+    max_request: usize,
 }
 
 impl Conn {
     pub(crate) fn open(address: &Address) -> Result<Conn> {
-        Conn::open_with(address, &auth::key_for(address))
+        Conn::open_with(address, &auth::key_for(address), client_id())
     }
 
-    pub(crate) fn open_with(address: &Address, key: &auth::AuthKey) -> Result<Conn> {
+    /// Connects as client `client` (this process, except in fault-injection tests).
+    pub(crate) fn open_with(address: &Address, key: &auth::AuthKey, client: u128) -> Result<Conn> {
         let mut stream = Stream::connect(address).map_err(|e| lost(address, format_args!("could not connect: {e}")))?;
+        // A blocked call learns within about a minute that a remote manager vanished.
+        let _ = stream.set_keepalive(CLIENT_KEEPALIVE);
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| Error::io("setting a socket timeout", e))?;
         auth::client_handshake(&mut stream, key, address)?;
         stream.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
@@ -87,14 +94,31 @@ impl Conn {
             address: address.clone(),
             wbuf: Vec::with_capacity(256),
             rbuf: Vec::with_capacity(256),
+            max_request: usize::MAX,
         };
-        conn.request(&Request::Hello { client: client_id() })?;
+        // The server answers the hello with the largest frame it accepts, so that a request too
+        // large fails here, before it is sent, and the connection stays usable.
+        let limit = conn.request(&Request::Hello { client })?;
+        conn.max_request = wire::decode::<u64>(&limit, "the manager's frame limit").map_or(usize::MAX, |l| l as usize);
         Ok(conn)
     }
 
     /// Sends a request and returns the payload of its reply.
     pub(crate) fn request(&mut self, req: &Request<'_>) -> Result<Vec<u8>> {
         self.send(req)?;
+        self.read_reply()
+    }
+
+    pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.reader.get_ref().set_read_timeout(timeout)
+    }
+
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Reads one reply.
+    pub(crate) fn read_reply(&mut self) -> Result<Vec<u8>> {
         match wire::read_frame(&mut self.reader, &mut self.rbuf, MAX_REPLY) {
             Ok(true) => {}
             Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),
@@ -112,6 +136,10 @@ impl Conn {
     /// Sends a request that gets no reply.
     pub(crate) fn send(&mut self, req: &Request<'_>) -> Result<()> {
         wire::frame(req, &mut self.wbuf)?;
+        let size = self.wbuf.len() - 4;
+        if size > self.max_request {
+            return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
+        }
         self.writer.write_all(&self.wbuf).map_err(|e| lost(&self.address, e))
     }
 }

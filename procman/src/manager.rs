@@ -115,6 +115,7 @@ pub struct ManagerBuilder<M> {
     max_frame_size: usize,
     handshake_timeout: Duration,
     max_unauthenticated: usize,
+    keepalive: Option<Duration>,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -145,6 +146,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 64,
+            keepalive: Some(Duration::from_secs(30)),
             _manager: PhantomData,
         }
     }
@@ -191,6 +193,15 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
+    /// How long a TCP client may stay silent before the server starts probing whether it is
+    /// still there (default 30 s; `None` turns probing off). A client that vanished without
+    /// closing its connection (network cut, crashed host) is dropped about `2 * idle` later,
+    /// and what it held is released. Unix-socket clients are detected at once anyway.
+    pub fn keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.keepalive = idle;
+        self
+    }
+
     fn key(&self) -> Result<AuthKey> {
         let key = self.authkey.clone().unwrap_or_else(auth::authkey);
         if key.is_empty() && !self.allow_empty_authkey {
@@ -215,6 +226,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_frame_size: self.max_frame_size,
             handshake_timeout: self.handshake_timeout,
             max_unauthenticated: self.max_unauthenticated,
+            keepalive: self.keepalive,
         })
     }
 
@@ -278,7 +290,7 @@ impl<M: Manager> ManagerBuilder<M> {
         };
         let key = self.key()?;
         client::unmark_shut_down(&address);
-        client::Conn::open_with(&address, &key)?.request(&Request::Ping)?;
+        client::Conn::open_with(&address, &key, client::client_id())?.request(&Request::Ping)?;
         auth::remember(&address, &key);
         Ok(M::from_base(BaseManager::new(address, Owner::Connected)))
     }

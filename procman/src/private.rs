@@ -395,3 +395,64 @@ impl<T> NewObjectUnchecked<T> for Codec<T> {
         Err(unchecked::<T>("created"))
     }
 }
+
+/// Raw protocol access for procman's own fault-injection tests. Not a public API.
+pub mod testing {
+    use crate::address::Address;
+    use crate::auth::AuthKey;
+    use crate::client::Conn;
+    use crate::error::Result;
+    use crate::wire::message::Request;
+    use crate::wire::{self, Bytes};
+
+    /// An authenticated connection on which a test sends what it likes.
+    #[derive(Debug)]
+    pub struct RawConnection(Conn);
+
+    impl RawConnection {
+        /// Connects, authenticates with `key` and says hello as a client of its own (a random
+        /// client id, not this process's).
+        pub fn open(address: &Address, key: &AuthKey) -> Result<Self> {
+            let mut id = [0u8; 16];
+            getrandom::fill(&mut id).expect("the OS random number generator failed");
+            Conn::open_with(address, key, u128::from_le_bytes(id)).map(RawConnection)
+        }
+
+        /// Sends bytes as they are.
+        pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            self.0.write_raw(bytes)
+        }
+
+        /// Reads one reply: its payload, or the error the server sent.
+        pub fn read_reply(&mut self) -> Result<Vec<u8>> {
+            self.0.read_reply()
+        }
+
+        /// Sends a method call with raw argument bytes and reads the reply.
+        pub fn call(&mut self, id: u64, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+            self.0.request(&Request::Call { id, method, args: Bytes(args) })
+        }
+
+        /// Sends a decref (no reply).
+        pub fn decref(&mut self, id: u64) -> Result<()> {
+            self.0.send(&Request::DecRef { id })
+        }
+
+        /// Bounds how long `read_reply` waits.
+        pub fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.0.set_read_timeout(timeout)
+        }
+
+        /// Sends a ping and reads the reply.
+        pub fn ping(&mut self) -> Result<()> {
+            self.0.request(&Request::Ping).map(drop)
+        }
+    }
+
+    /// The frame of a call request, length prefix included.
+    pub fn call_frame(id: u64, method: &str, args: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        wire::frame(&Request::Call { id, method, args: Bytes(args) }, &mut buf).expect("a call encodes");
+        buf
+    }
+}

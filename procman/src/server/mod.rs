@@ -132,6 +132,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_frame_size: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_unauthenticated: usize,
+    pub(crate) keepalive: Option<Duration>,
 }
 
 struct Entry {
@@ -165,6 +166,7 @@ pub(crate) struct Core {
     config: ServerConfig,
     registry: HashMap<&'static str, &'static CreatorEntry>,
     state: Mutex<State>,
+    singleton_creation: Mutex<()>,
     stopping: AtomicBool,
     listener_fd: RawFd,
     unauthenticated: AtomicUsize,
@@ -193,6 +195,7 @@ impl Server {
             authkey: AuthKey::new(&config.authkey),
             registry,
             state: Mutex::new(State { next_id: 1, next_ticket: 1, ..State::default() }),
+            singleton_creation: Mutex::new(()),
             stopping: AtomicBool::new(false),
             listener_fd: listener.raw_fd(),
             unauthenticated: AtomicUsize::new(0),
@@ -335,6 +338,8 @@ impl Core {
             .registry
             .get(typeid)
             .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
+        // Singletons are created one at a time, so that racing first callers share one object.
+        let _creating = entry.singleton.then(|| self.singleton_creation.lock().unwrap_or_else(|e| e.into_inner()));
         if entry.singleton {
             let mut st = self.lock();
             if let Some(&id) = st.singletons.get(entry.typeid)
@@ -360,9 +365,7 @@ impl Core {
         };
         let id = self.insert(entry.typeid.into(), object, caller.client, entry.singleton);
         if entry.singleton {
-            // Two first callers may race; the second object simply stays unpinned-extra. Keep the first.
-            let mut st = self.lock();
-            st.singletons.entry(entry.typeid).or_insert(id);
+            self.lock().singletons.insert(entry.typeid, id);
         }
         wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token")
     }
@@ -477,6 +480,9 @@ impl Core {
 
     fn serve_connection(self: Arc<Self>, mut stream: Stream) {
         let peer = stream.peer();
+        if let Some(idle) = self.config.keepalive {
+            let _ = stream.set_keepalive(idle);
+        }
         let timeout = Some(self.config.handshake_timeout);
         let _ = stream.set_read_timeout(timeout);
         let _ = stream.set_write_timeout(timeout);
@@ -523,7 +529,8 @@ impl Core {
         CONNECTION_FD.with(|c| c.set(Some(std::os::fd::AsRawFd::as_raw_fd(&stream))));
         let mut touched = HashSet::new();
         let mut freed = Vec::new();
-        let _ = send_reply(&mut stream, &mut wbuf, Ok(Vec::new()));
+        let limit = wire::encode(&(self.config.max_frame_size as u64), "the frame limit").unwrap_or_default();
+        let _ = send_reply(&mut stream, &mut wbuf, Ok(limit));
         loop {
             match wire::read_frame(&mut reader, &mut rbuf, self.config.max_frame_size) {
                 Ok(true) => {}
@@ -540,8 +547,14 @@ impl Core {
                     break;
                 }
             }
-            let req = match postcard::from_bytes::<Request<'_>>(&rbuf) {
-                Ok(r) => r,
+            let req = match postcard::take_from_bytes::<Request<'_>>(&rbuf) {
+                Ok((r, [])) => r,
+                Ok((_, rest)) => {
+                    tracing::warn!(%peer, "closed a connection: {} bytes after a request", rest.len());
+                    let msg = format!("{} unexpected bytes after the request", rest.len());
+                    let _ = send_reply(&mut stream, &mut wbuf, Err(self.protocol(&msg)));
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(%peer, "closed a connection: undecodable request: {e}");
                     let _ =
