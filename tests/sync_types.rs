@@ -592,3 +592,57 @@ fn a_blocked_getter_that_dies_takes_no_item() {
     q.put(7).unwrap();
     assert_eq!(q.get_with(true, Some(Duration::from_secs(2))).unwrap(), 7, "the dead getter did not take the item");
 }
+
+static ACTIONS_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_action() {
+    ACTIONS_RUN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn failing_action() {
+    panic!("the action failed");
+}
+
+/// Reads, in the manager process, how often barrier actions ran there.
+#[derive(procman::Shared, Debug, Default)]
+pub struct ActionProbe;
+
+#[procman::shared]
+impl ActionProbe {
+    pub fn runs(&self) -> usize {
+        ACTIONS_RUN.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[procman::manager(sync)]
+pub struct ProbeManager;
+
+#[procman::manager]
+impl ProbeManager {
+    pub fn probe() -> ActionProbe {
+        ActionProbe
+    }
+}
+
+#[test]
+fn a_barrier_action_runs_once_per_trip_in_the_manager() {
+    let m = ProbeManager::new().start().unwrap();
+    let probe = m.probe().unwrap();
+    let b = m.barrier_with_action(2, count_action, None).unwrap();
+    for round in 1..=2 {
+        let kid = Process::spawn(|b: BarrierProxy| b.wait(None).unwrap(), b.clone()).unwrap();
+        b.wait(None).unwrap();
+        kid.join().unwrap();
+        assert_eq!(probe.runs().unwrap(), round);
+    }
+    assert_eq!(ACTIONS_RUN.load(std::sync::atomic::Ordering::SeqCst), 0, "the action ran in the manager, not here");
+
+    let b = m.barrier_with_action(2, failing_action, None).unwrap();
+    let kid = Process::spawn(|b: BarrierProxy| format!("{:?}", b.wait(None)), b.clone()).unwrap();
+    let mine = format!("{:?}", b.wait(None));
+    let theirs = kid.join().unwrap();
+    let results = [mine, theirs];
+    assert!(results.iter().any(|r| r.contains("the action failed")), "{results:?}");
+    assert!(results.iter().any(|r| r.contains("BrokenBarrier")), "{results:?}");
+    assert!(b.broken().unwrap());
+}

@@ -82,6 +82,37 @@ fn from_offset(off: i64) -> usize {
     (anchor as *const () as usize as i64).wrapping_add(off) as usize
 }
 
+/// A function of this executable, sent to another process of the same executable (a manager
+/// started by `start()`): its offset, and the identity of the file, which the receiver checks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct CodeRef {
+    exe: (u64, u64),
+    offset: i64,
+}
+
+impl CodeRef {
+    pub(crate) fn of(f: fn()) -> Result<CodeRef> {
+        let exe = exe_identity().map_err(|e| Error::io("reading /proc/self/exe", e))?;
+        Ok(CodeRef { exe, offset: offset_of(f as *const () as usize) })
+    }
+
+    /// The function, when this process runs the same executable as the sender.
+    pub(crate) fn resolve(&self) -> Result<fn()> {
+        match exe_identity() {
+            Ok(id) if id == self.exe => {
+                let addr = from_offset(self.offset);
+                // SAFETY: `addr` is the address of a `fn()` of this very executable (checked by
+                // device and inode above): the sender took the offset of a `fn()` pointer from
+                // the same `anchor`, and function pointers and `usize` have the same size.
+                Ok(unsafe { std::mem::transmute_copy::<usize, fn()>(&addr) })
+            }
+            _ => Err(Error::usage(
+                "a function can only be sent to a manager running the same executable (one started with start())",
+            )),
+        }
+    }
+}
+
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The socket to the parent, when this process is a child procman started and has not yet

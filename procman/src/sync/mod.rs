@@ -463,7 +463,13 @@ impl Barrier {
     /// A barrier for `parties` waiters; `timeout` is the default for `wait`. Fails when
     /// `parties` is 0.
     pub fn new(parties: usize, timeout: Option<Duration>) -> Result<Self> {
-        Ok(Barrier { core: BarrierCore::new(parties, timeout)? })
+        Ok(Barrier { core: BarrierCore::new(parties, timeout, None)? })
+    }
+
+    /// A barrier whose last arriving party runs `action` (in the manager) before the parties
+    /// are released; a panicking action breaks the barrier.
+    pub fn with_action(parties: usize, timeout: Option<Duration>, action: fn()) -> Result<Self> {
+        Ok(Barrier { core: BarrierCore::new(parties, timeout, Some(action))? })
     }
 }
 
@@ -1366,8 +1372,15 @@ impl SyncManager {
     }
 
     #[manager(typeid = "Barrier")]
-    pub(crate) fn create_barrier(parties: usize, timeout: Option<Duration>) -> Result<Barrier> {
-        Barrier::new(parties, timeout)
+    pub(crate) fn create_barrier(
+        parties: usize,
+        timeout: Option<Duration>,
+        action: Option<crate::child::CodeRef>,
+    ) -> Result<Barrier> {
+        match action {
+            Some(action) => Barrier::with_action(parties, timeout, action.resolve()?),
+            None => Barrier::new(parties, timeout),
+        }
     }
 
     #[manager(typeid = "Queue")]
@@ -1459,7 +1472,15 @@ pub trait SyncTypes: crate::Manager {
 
     /// A new [`Barrier`] for `parties`; `timeout` is the default for its waits.
     fn barrier(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
-        create(self.base(), "Barrier", &(parties, timeout))
+        create(self.base(), "Barrier", &(parties, timeout, None::<crate::child::CodeRef>))
+    }
+
+    /// A new [`Barrier`] whose last arriving party runs `action` in the manager process before
+    /// the parties are released (CPython's `Barrier(parties, action)`). `action` is a `fn` of
+    /// this program, so the manager must run this executable: one started with `start()`;
+    /// other managers answer [`Error::Usage`].
+    fn barrier_with_action(&self, parties: usize, action: fn(), timeout: Option<Duration>) -> Result<BarrierProxy> {
+        create(self.base(), "Barrier", &(parties, timeout, Some(crate::child::CodeRef::of(action)?)))
     }
 
     /// A new [`Queue`] of at most `maxsize` items (0: no limit). It is joinable.

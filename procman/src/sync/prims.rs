@@ -408,18 +408,20 @@ struct BarrierInner {
 pub(crate) struct BarrierCore {
     parties: usize,
     timeout: Option<Duration>,
+    action: Option<fn()>,
     inner: Mutex<BarrierInner>,
     cv: Condvar,
 }
 
 impl BarrierCore {
-    pub(crate) fn new(parties: usize, timeout: Option<Duration>) -> Result<Self> {
+    pub(crate) fn new(parties: usize, timeout: Option<Duration>, action: Option<fn()>) -> Result<Self> {
         if parties < 1 {
             return Err(Error::usage("parties must be 1 or more"));
         }
         Ok(BarrierCore {
             parties,
             timeout,
+            action,
             inner: Mutex::new(BarrierInner { state: BarrierState::Filling, count: 0 }),
             cv: Condvar::new(),
         })
@@ -450,9 +452,24 @@ impl BarrierCore {
         let index = g.count;
         g.count += 1;
         let result = if index + 1 == self.parties {
-            g.state = BarrierState::Draining;
-            self.cv.notify_all();
-            Ok(index)
+            // The last to arrive runs the action before anyone is released; if it panics the
+            // barrier breaks, as in CPython.
+            let acted = match self.action {
+                Some(action) => std::panic::catch_unwind(action).map_err(|p| crate::server::panic_message(&*p)),
+                None => Ok(()),
+            };
+            match acted {
+                Ok(()) => {
+                    g.state = BarrierState::Draining;
+                    self.cv.notify_all();
+                    Ok(index)
+                }
+                Err(message) => {
+                    g.state = BarrierState::Broken;
+                    self.cv.notify_all();
+                    Err(Error::Remote { typeid: "Barrier".into(), method: "action".into(), message })
+                }
+            }
         } else {
             let waited =
                 wait_until(&self.cv, g, timeout.map(|t| Instant::now() + t), |s| s.state != BarrierState::Filling);
