@@ -456,3 +456,63 @@ pub mod testing {
         buf
     }
 }
+
+/// Entry points for the fuzz targets (`fuzz/`): each feeds untrusted bytes to one decoder, as
+/// a manager or a client would meet them. Not a public API.
+pub mod fuzzing {
+    use crate::address::Address;
+    use crate::auth::{self, AuthKey};
+    use crate::wire::message::{Reply, Request};
+    use crate::wire::{self, Bytes};
+    use std::io::{self, Read, Write};
+
+    /// Frames as a server reads them from a connection, each decoded as a request.
+    pub fn server_frames(data: &[u8]) {
+        let mut input = data;
+        let mut buf = Vec::new();
+        while let Ok(true) = wire::read_frame(&mut input, &mut buf, 64 * 1024) {
+            if let Ok((req, _)) = postcard::take_from_bytes::<Request<'_>>(&buf) {
+                // Re-encoding what decoded must work.
+                let mut out = Vec::new();
+                wire::frame(&req, &mut out).expect("a decoded request encodes");
+            }
+        }
+    }
+
+    /// One message body, decoded as everything a peer may send: request, reply, arguments.
+    pub fn messages(data: &[u8]) {
+        let _ = postcard::from_bytes::<Request<'_>>(data);
+        let _ = postcard::from_bytes::<Reply<'_>>(data);
+        let _ = postcard::from_bytes::<Bytes<'_>>(data);
+        let _ = postcard::from_bytes::<crate::Error>(data);
+        let mut args = super::ArgsReader::new(data, "fuzz");
+        let _ = args.next_arg::<(u64, String, Option<std::time::Duration>)>();
+        let _ = args.finish();
+    }
+
+    /// A stream whose reads come from the fuzzer and whose writes go nowhere.
+    struct Scripted<'a>(&'a [u8]);
+
+    impl Read for Scripted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for Scripted<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Both sides of the handshake against a peer that sends these bytes: neither may accept.
+    pub fn handshake(data: &[u8]) {
+        let key = AuthKey::new("fuzz key");
+        assert!(auth::server_handshake(&mut Scripted(data), &key, "fuzz").is_err(), "a server accepted random bytes");
+        let address = Address::Abstract("fuzz".into());
+        assert!(auth::client_handshake(&mut Scripted(data), &key, &address).is_err(), "a client accepted random bytes");
+    }
+}
