@@ -571,13 +571,17 @@ fn a_blocked_caller_whose_manager_dies_gets_connection_lost() {
     let m = sync();
     let q = m.queue::<u8>(0).unwrap();
     let e = m.event().unwrap();
+    let lock = m.lock().unwrap();
+    lock.acquire(true, None).unwrap();
     let p = Process::spawn(block_on_get, q.clone()).unwrap();
     let waiting = std::thread::spawn(move || e.wait(None));
+    let acquiring = std::thread::spawn(move || lock.acquire(true, None));
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: kill(2) on the manager process this test started.
     unsafe { libc::kill(m.pid().unwrap() as i32, libc::SIGKILL) };
     assert!(p.join().unwrap().contains("ConnectionLost"));
     assert!(matches!(waiting.join().unwrap(), Err(procman::Error::ConnectionLost { .. })));
+    assert!(matches!(acquiring.join().unwrap(), Err(procman::Error::ConnectionLost { .. })));
 }
 
 #[test]

@@ -61,6 +61,7 @@ pub(crate) struct RawLock<'a> {
 
 impl<'a> RawLock<'a> {
     /// Wraps the words. They must only ever be used through `RawLock`.
+    #[inline]
     pub(crate) fn new(word: &'a AtomicU32, pid: &'a AtomicU32, meta: &'a AtomicU64) -> Self {
         Self { word, pid, meta }
     }
@@ -85,6 +86,7 @@ impl<'a> RawLock<'a> {
         self.holder() == Some(sys::current_thread().tid)
     }
 
+    #[inline]
     fn record_holder(&self, me: sys::ThreadIdentity) {
         self.pid.store(me.pid, Ordering::Relaxed);
         self.meta.store((u64::from(me.tid) << 32) | u64::from(me.start), Ordering::Relaxed);

@@ -155,6 +155,7 @@ impl Lock {
         Ok(Lock { block: Block::alloc(arena, Self::KIND, 0, 0)? })
     }
 
+    #[inline]
     fn raw(&self) -> RawLock<'_> {
         self.block.raw_lock()
     }
@@ -378,6 +379,7 @@ impl RLock {
         Ok(RLock { block: Block::alloc(arena, Self::KIND, 1, 0)? })
     }
 
+    #[inline]
     fn raw(&self) -> RawLock<'_> {
         self.block.raw_lock()
     }
@@ -400,6 +402,7 @@ impl RLock {
     /// r.release()?;
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let raw = self.raw();
         if raw.is_held_by_current_thread() {
@@ -431,6 +434,7 @@ impl RLock {
     /// assert!(r.release().is_err());
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<()> {
         let raw = self.raw();
         let me = sys::current_thread().tid;
@@ -647,6 +651,7 @@ impl Semaphore {
     /// assert!(!sem.acquire(true, Some(std::time::Duration::from_millis(5)))?);
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         Ok(SemCore::of(&self.block).acquire(blocking, timeout))
     }
@@ -661,6 +666,7 @@ impl Semaphore {
     /// assert_eq!(sem.value(), 1);
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<()> {
         SemCore::of(&self.block).release(1, u32::MAX, "Semaphore")
     }
@@ -729,6 +735,7 @@ impl BoundedSemaphore {
     /// assert!(!sem.acquire(false, None)?);
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         Ok(SemCore::of(&self.block).acquire(blocking, timeout))
     }
@@ -741,6 +748,7 @@ impl BoundedSemaphore {
     /// assert!(sem.release().is_err());
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<()> {
         SemCore::of(&self.block).release(1, self.max_value(), "BoundedSemaphore")
     }
@@ -857,6 +865,7 @@ impl Condition {
     /// cond.release()?;
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.lock.acquire(blocking, timeout)
     }
@@ -869,6 +878,7 @@ impl Condition {
     /// assert!(cond.release().is_err());
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.lock.release()
     }
@@ -881,6 +891,7 @@ impl Condition {
     /// let _guard = cond.lock()?;
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock.lock()
     }

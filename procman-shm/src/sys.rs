@@ -139,6 +139,7 @@ thread_local! {
 }
 
 /// The identity of the calling thread, cached per thread (re-read after `fork`).
+#[inline]
 pub(crate) fn current_thread() -> ThreadIdentity {
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
     if let Some((g, id)) = IDENTITY.with(Cell::get)

@@ -376,28 +376,11 @@ impl BaseManager {
     /// Does nothing for a handle made by `connect()`, and nothing the second time. Proxies of
     /// the manager then fail with [`Error::Shutdown`].
     pub fn shutdown(&self) -> Result<()> {
-        let owner = std::mem::replace(&mut *self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()), Owner::Stopped);
-        match owner {
-            Owner::Child(mut process) => {
-                client::mark_shut_down(&self.inner.address);
-                let asked = client::request_once(&self.inner.address, &Request::Shutdown);
-                process.wait_or_kill(Duration::from_secs(1));
-                asked.map(drop).or_else(|e| if e.is_connection_lost() { Ok(()) } else { Err(e) })
-            }
-            Owner::Thread(core, thread) => {
-                client::mark_shut_down(&self.inner.address);
-                core.stop();
-                if let Some(t) = thread {
-                    let _ = t.join();
-                }
-                Ok(())
-            }
-            Owner::Connected => {
-                *self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()) = Owner::Connected;
-                Ok(())
-            }
-            Owner::Stopped => Ok(()),
+        let mut owner = self.inner.owner.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*owner, Owner::Connected) {
+            return Ok(());
         }
+        stop(&self.inner.address, std::mem::replace(&mut *owner, Owner::Stopped))
     }
 
     /// Asks the server at this address to stop, whoever started it (any authenticated client
@@ -412,10 +395,28 @@ impl BaseManager {
 impl Drop for Inner {
     fn drop(&mut self) {
         let owner = std::mem::replace(self.owner.get_mut().unwrap_or_else(|e| e.into_inner()), Owner::Stopped);
-        if matches!(owner, Owner::Child(_) | Owner::Thread(..)) {
-            let base =
-                BaseManager { inner: Arc::new(Inner { address: self.address.clone(), owner: Mutex::new(owner) }) };
-            let _ = base.shutdown();
+        let _ = stop(&self.address, owner);
+    }
+}
+
+/// Stops the server `owner` runs, if any: asks it to shut down, then waits for it (a child
+/// process is killed after a second).
+fn stop(address: &Address, owner: Owner) -> Result<()> {
+    match owner {
+        Owner::Child(mut process) => {
+            client::mark_shut_down(address);
+            let asked = client::request_once(address, &Request::Shutdown);
+            process.wait_or_kill(Duration::from_secs(1));
+            asked.map(drop).or_else(|e| if e.is_connection_lost() { Ok(()) } else { Err(e) })
         }
+        Owner::Thread(core, thread) => {
+            client::mark_shut_down(address);
+            core.stop();
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+            Ok(())
+        }
+        Owner::Connected | Owner::Stopped => Ok(()),
     }
 }
