@@ -947,6 +947,12 @@ fn clamp(index: Option<i64>, len: usize, default: usize) -> usize {
     }
 }
 
+/// The positions `items[start:end]` covers, as Python computes them.
+fn span(start: Option<i64>, end: Option<i64>, len: usize) -> std::ops::Range<usize> {
+    let s = clamp(start, len, 0);
+    s..clamp(end, len, len).max(s)
+}
+
 #[crate::shared]
 impl<T: 'static> List<T> {
     pub(crate) fn len_raw(&self) -> usize {
@@ -965,16 +971,11 @@ impl<T: 'static> List<T> {
     }
 
     pub(crate) fn slice_raw(&self, start: Option<i64>, end: Option<i64>) -> Vec<Blob> {
-        let len = self.items.len();
-        let (s, e) = (clamp(start, len, 0), clamp(end, len, len));
-        if s >= e { Vec::new() } else { self.items[s..e].to_vec() }
+        self.items[span(start, end, self.items.len())].to_vec()
     }
 
     pub(crate) fn set_slice_raw(&mut self, start: Option<i64>, end: Option<i64>, values: Vec<Blob>) {
-        let len = self.items.len();
-        let s = clamp(start, len, 0);
-        let e = clamp(end, len, len).max(s);
-        self.items.splice(s..e, values);
+        self.items.splice(span(start, end, self.items.len()), values);
         self.version += 1;
     }
 
@@ -1050,32 +1051,42 @@ impl<T: 'static> List<T> {
     }
 }
 
+/// The methods a list and an array share.
+macro_rules! sequence_methods {
+    ($proxy:ident) => {
+        impl<T: Serialize + DeserializeOwned + 'static> $proxy<T> {
+            /// The number of items.
+            pub fn len(&self) -> Result<usize> {
+                self.len_raw()
+            }
+
+            /// True when there is no item.
+            pub fn is_empty(&self) -> Result<bool> {
+                Ok(self.len_raw()? == 0)
+            }
+
+            /// The item at `index` (negative: from the end); [`Error::IndexOutOfRange`] outside.
+            pub fn get(&self, index: i64) -> Result<T> {
+                self.get_raw(index)?.decode()
+            }
+
+            /// Replaces the item at `index`; [`Error::IndexOutOfRange`] outside.
+            pub fn set(&self, index: i64, value: T) -> Result<()> {
+                self.set_raw(index, Blob::encode(&value)?)
+            }
+
+            /// The items from `start` to `end` (Python's `s[start:end]`; `None` for an open end).
+            pub fn slice(&self, start: Option<i64>, end: Option<i64>) -> Result<Vec<T>> {
+                decode_all(self.slice_raw(start, end)?)
+            }
+        }
+    };
+}
+
+sequence_methods!(ListProxy);
+sequence_methods!(ArrayProxy);
+
 impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
-    /// The number of items.
-    pub fn len(&self) -> Result<usize> {
-        self.len_raw()
-    }
-
-    /// True when there is no item.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len_raw()? == 0)
-    }
-
-    /// The item at `index` (negative: from the end); [`Error::IndexOutOfRange`] outside.
-    pub fn get(&self, index: i64) -> Result<T> {
-        self.get_raw(index)?.decode()
-    }
-
-    /// Replaces the item at `index`; [`Error::IndexOutOfRange`] outside.
-    pub fn set(&self, index: i64, value: T) -> Result<()> {
-        self.set_raw(index, Blob::encode(&value)?)
-    }
-
-    /// The items from `start` to `end` (Python's `l[start:end]`; `None` for an open end).
-    pub fn slice(&self, start: Option<i64>, end: Option<i64>) -> Result<Vec<T>> {
-        decode_all(self.slice_raw(start, end)?)
-    }
-
     /// Replaces the items from `start` to `end` with `values` (Python's `l[start:end] = values`).
     pub fn set_slice(&self, start: Option<i64>, end: Option<i64>, values: &[T]) -> Result<()> {
         self.set_slice_raw(start, end, encode_all(values)?)
@@ -1215,23 +1226,19 @@ impl<T: 'static> Array<T> {
     }
 
     pub(crate) fn slice_raw(&self, start: Option<i64>, end: Option<i64>) -> Vec<Blob> {
-        let len = self.items.len();
-        let (s, e) = (clamp(start, len, 0), clamp(end, len, len));
-        if s >= e { Vec::new() } else { self.items[s..e].to_vec() }
+        self.items[span(start, end, self.items.len())].to_vec()
     }
 
     pub(crate) fn set_slice_raw(&mut self, start: Option<i64>, end: Option<i64>, values: Vec<Blob>) -> Result<()> {
-        let len = self.items.len();
-        let s = clamp(start, len, 0);
-        let e = clamp(end, len, len).max(s);
-        if values.len() != e - s {
+        let range = span(start, end, self.items.len());
+        if values.len() != range.len() {
             return Err(Error::usage(format_args!(
                 "an array's length is fixed: cannot assign {} items to a slice of {}",
                 values.len(),
-                e - s
+                range.len()
             )));
         }
-        self.items.splice(s..e, values);
+        self.items.splice(range, values);
         Ok(())
     }
 
@@ -1241,31 +1248,6 @@ impl<T: 'static> Array<T> {
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> ArrayProxy<T> {
-    /// The fixed number of items.
-    pub fn len(&self) -> Result<usize> {
-        self.len_raw()
-    }
-
-    /// True for an array of no item.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len_raw()? == 0)
-    }
-
-    /// The item at `index`; [`Error::IndexOutOfRange`] outside.
-    pub fn get(&self, index: i64) -> Result<T> {
-        self.get_raw(index)?.decode()
-    }
-
-    /// Replaces the item at `index`; [`Error::IndexOutOfRange`] outside.
-    pub fn set(&self, index: i64, value: T) -> Result<()> {
-        self.set_raw(index, Blob::encode(&value)?)
-    }
-
-    /// The items from `start` to `end` (Python's `a[start:end]`).
-    pub fn slice(&self, start: Option<i64>, end: Option<i64>) -> Result<Vec<T>> {
-        decode_all(self.slice_raw(start, end)?)
-    }
-
     /// Replaces the items from `start` to `end` with as many `values` (the specification's
     /// `arr[:5] = [1, 2, 3, 4, 5]`); [`Error::Usage`] when the lengths differ.
     pub fn set_slice(&self, start: Option<i64>, end: Option<i64>, values: &[T]) -> Result<()> {
