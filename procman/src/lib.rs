@@ -5,7 +5,7 @@
 //! calling anything else does not compile, and the server checks again at run time because a
 //! remote client may be another program.
 //!
-//! ```rust,ignore
+//! ```
 //! use procman::prelude::*;
 //!
 //! #[derive(Shared, Debug)]
@@ -28,10 +28,28 @@
 //!
 //! fn main() -> procman::Result<()> {
 //!     procman::init();                    // first line: lets re-executed children take their role
-//!     let m = AppManager::new().start()?;
+//!     // `start()` runs the manager in a child process; this example serves on a thread.
+//!     let m = AppManager::new().serve_in_background()?;
 //!     let c = m.counter(5)?;
 //!     assert_eq!(c.incr(2)?, 7);
-//!     Ok(())
+//!     assert_eq!(c.repr()?, "Counter { n: 7 }");
+//!     m.shutdown()
+//! }
+//! ```
+//!
+//! Calling the private method does not compile:
+//!
+//! ```compile_fail
+//! # use procman::prelude::*;
+//! # #[derive(Shared, Debug)]
+//! # pub struct Counter { n: i64 }
+//! # #[shared]
+//! # impl Counter {
+//! #     pub fn get(&self) -> i64 { self.n }
+//! #     fn audit(&self) {}
+//! # }
+//! fn check(c: CounterProxy) {
+//!     c.audit(); // error[E0599]: no method named `audit` found for struct `CounterProxy`
 //! }
 //! ```
 //!
