@@ -23,8 +23,9 @@ fn set_in_child(ns: NamespaceProxy) {
     ns.set("from_child", &std::process::id()).unwrap();
 }
 
+// `#[procman::main]` is `procman::init();` as the first line of `main`.
+#[procman::main]
 fn main() -> procman::Result<()> {
-    procman::init();
     let manager = SyncManager::new().start()?;
 
     // The Namespace example.

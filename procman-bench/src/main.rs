@@ -735,7 +735,7 @@ fn interleaved(rounds: usize, mut procman: impl FnMut() -> f64, mut floor: impl 
     (0..rounds).fold((f64::MAX, f64::MAX), |(p, f), _| (p.min(procman()), f.min(floor())))
 }
 
-/// Seconds per `set` + `get` pair: SharedValue<u64>, and a raw atomic store (Release) + load
+/// Seconds per `set` + `get` pair: `SharedValue<u64>`, and a raw atomic store (Release) + load
 /// (Acquire).
 fn shm_value(cfg: &Config) -> BoxResult<(f64, f64)> {
     let lm = LocalManager::with_capacity(1 << 20)?;

@@ -729,6 +729,9 @@ impl NamespaceProxy {
 // Dict
 
 /// A dictionary held by a manager (CPython's `dict` proxy), in insertion order.
+///
+/// Keys are compared by their encoding, which is equality for the usual key types (integers,
+/// strings, tuples and structs of them); floats and maps make poor keys, as in Python.
 #[derive(crate::Shared)]
 pub struct Dict<K, V> {
     map: indexmap::IndexMap<Blob, Blob>,
