@@ -370,5 +370,11 @@ fn a_killed_client_gives_back_its_references_and_its_lock() {
     assert!(matches!(lock.acquire(true, Some(Duration::from_secs(5))), Err(Error::Abandoned)));
     assert!(t.elapsed() < Duration::from_secs(1));
     lock.release().unwrap();
+    // The lock is released when the connection that took it closes; the references when the
+    // client's last connection does, a moment later at most.
+    let end = Instant::now() + Duration::from_secs(5);
+    while m.number_of_objects().unwrap() != before && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(m.number_of_objects().unwrap(), before, "the dead client's objects were released");
 }
