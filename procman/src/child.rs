@@ -6,7 +6,8 @@
 //! parent sends what to run, the keys to inherit and the identity of the executable; the child
 //! answers with its address (a server) or its result (a function). The same socket tells the
 //! child when the parent dies: it reads end-of-stream and exits, so nothing outlives its parent,
-//! even after SIGKILL.
+//! even after SIGKILL. (`PR_SET_PDEATHSIG` is not used: it fires when the *thread* that
+//! started the child ends, which would kill a manager started from a short-lived thread.)
 //!
 //! A function to run is sent as its offset from a fixed function of procman in the same
 //! executable, which the child turns back into a pointer. That is sound because the child checks
