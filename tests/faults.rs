@@ -378,3 +378,38 @@ fn a_killed_client_gives_back_its_references_and_its_lock() {
     }
     assert_eq!(m.number_of_objects().unwrap(), before, "the dead client's objects were released");
 }
+
+fn serve_at(address: String) {
+    FaultManager::new().address(address.as_str()).authkey(KEY).serve_forever().unwrap();
+}
+
+fn connect_retrying(address: &str) -> FaultManager {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match FaultManager::new().address(address).authkey(KEY).connect() {
+            Ok(m) => return m,
+            Err(e) if e.is_connection_lost() && Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot connect to {address}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_keeps_its_references_on_a_manager_restarted_at_the_same_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let first = Process::spawn(serve_at, address.clone()).unwrap();
+    let m = connect_retrying(&address);
+    let c = m.counter().unwrap();
+    assert_eq!(c.incr(1).unwrap(), 1);
+    drop(first); // the manager dies
+    assert!(matches!(c.incr(1), Err(Error::ConnectionLost { .. })));
+
+    let _second = Process::spawn(serve_at, address.clone()).unwrap();
+    let m = connect_retrying(&address);
+    // A proxy made on a thread that then ends lives on: this process's references to the new
+    // manager are held by a new anchor connection, not by the dead one to the old manager.
+    let c = std::thread::spawn(move || m.counter().unwrap()).join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.incr(1).unwrap(), 1);
+}

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -109,6 +110,15 @@ impl Conn {
         self.read_reply()
     }
 
+    /// True when the manager closed this connection (a poll that does not wait).
+    fn hung_up(&self) -> bool {
+        let mut p = libc::pollfd { fd: self.writer.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        // SAFETY: poll(2) on one valid pollfd with a zero timeout; the descriptor is owned by
+        // this connection and open for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
     pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         self.reader.get_ref().set_read_timeout(timeout)
     }
@@ -188,7 +198,8 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
 /// Makes sure this process holds its anchor connection to `address`.
 pub(crate) fn ensure_anchor(address: &Address) -> Result<()> {
     let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
-    if !map.contains_key(address) {
+    // An anchor to a manager that went away (and may be back at the same address) is replaced.
+    if map.get(address).is_none_or(|c| c.hung_up()) {
         let conn = Conn::open(address)?;
         map.insert(address.clone(), conn);
     }
