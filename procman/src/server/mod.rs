@@ -303,11 +303,12 @@ impl Core {
     }
 
     /// Releases `n` references of `client` on `id`; returns the object if that freed it.
-    fn release(st: &mut State, client: u128, id: u64, n: usize) -> Option<Object> {
+    /// Takes `n` references off object `id`; returns the object when that was the last, for
+    /// the caller to drop outside the table's lock.
+    fn release(st: &mut State, id: u64, n: usize) -> Option<Object> {
         let e = st.objects.get_mut(&id)?;
         e.refs = e.refs.saturating_sub(n);
         if e.refs == 0 {
-            let _ = client;
             return st.objects.remove(&id).map(|e| e.object);
         }
         None
@@ -324,7 +325,7 @@ impl Core {
                 {
                     c.refs.remove(&id);
                 }
-                Self::release(&mut st, client, id, 1)
+                Self::release(&mut st, id, 1)
             }
             _ => {
                 tracing::debug!(id, "ignored a decref for a reference the client does not hold");
@@ -386,7 +387,7 @@ impl Core {
             return None;
         }
         let (id, _) = st.transit.remove(&ticket)?;
-        Self::release(&mut st, 0, id, 1)
+        Self::release(&mut st, id, 1)
     }
 
     fn debug_info(&self) -> Vec<ObjectInfo> {
@@ -600,7 +601,7 @@ impl Core {
             };
             if gone && let Some(c) = st.clients.remove(&caller.client) {
                 for (id, n) in c.refs {
-                    freed.extend(Self::release(&mut st, caller.client, id, n));
+                    freed.extend(Self::release(&mut st, id, n));
                 }
             }
         }
