@@ -100,7 +100,10 @@ pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Result, ShmError};
 pub use queue::Queue;
-pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore,
+};
 pub use value::{FixedStr, SharedArray, SharedStruct, SharedValue};
 
 #[cfg(test)]

@@ -787,8 +787,161 @@ handle_impls!(BoundedSemaphore);
 // ---------------------------------------------------------------------------------------------
 // Condition
 
-/// A process-shared condition variable (the spec's `Condition`) bound to a [`Lock`], either its
-/// own or one given to [`Condition::with_lock`].
+/// The lock of a [`Condition`]: a [`Lock`] or a re-entrant [`RLock`] (the default, as in Python).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ConditionLock {
+    /// A plain lock.
+    Lock(Lock),
+    /// A re-entrant lock: `wait` releases every level and restores them.
+    RLock(RLock),
+}
+
+impl From<Lock> for ConditionLock {
+    fn from(lock: Lock) -> Self {
+        ConditionLock::Lock(lock)
+    }
+}
+
+impl From<RLock> for ConditionLock {
+    fn from(lock: RLock) -> Self {
+        ConditionLock::RLock(lock)
+    }
+}
+
+impl ConditionLock {
+    /// Acquires (or, for an `RLock`, re-enters) the lock; see [`Lock::acquire`].
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let cond = procman_shm::Condition::new_in(&arena)?;
+    /// assert!(cond.lock_handle().acquire(true, None)?);
+    /// cond.lock_handle().release()?;
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        match self {
+            ConditionLock::Lock(l) => l.acquire(blocking, timeout),
+            ConditionLock::RLock(l) => l.acquire(blocking, timeout),
+        }
+    }
+
+    /// Releases the lock (one level of an `RLock`).
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let cond = procman_shm::Condition::new_in(&arena)?;
+    /// assert!(cond.lock_handle().release().is_err()); // not held
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        match self {
+            ConditionLock::Lock(l) => l.release(),
+            ConditionLock::RLock(l) => l.release(),
+        }
+    }
+
+    /// True while some thread holds the lock.
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let cond = procman_shm::Condition::new_in(&arena)?;
+    /// assert!(!cond.lock_handle().is_locked());
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        match self {
+            ConditionLock::Lock(l) => l.is_locked(),
+            ConditionLock::RLock(l) => l.raw().holder().is_some(),
+        }
+    }
+
+    /// True when the calling thread holds the lock.
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let cond = procman_shm::Condition::new_in(&arena)?;
+    /// let _g = cond.lock()?;
+    /// assert!(cond.lock_handle().is_held_by_current_thread());
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn is_held_by_current_thread(&self) -> bool {
+        match self {
+            ConditionLock::Lock(l) => l.is_held_by_current_thread(),
+            ConditionLock::RLock(l) => l.raw().is_held_by_current_thread(),
+        }
+    }
+
+    fn arena(&self) -> &Arena {
+        match self {
+            ConditionLock::Lock(l) => l.arena(),
+            ConditionLock::RLock(l) => l.arena(),
+        }
+    }
+
+    /// Releases the lock completely for a wait; returns how many levels to restore.
+    fn release_save(&self) -> Result<u32> {
+        match self {
+            ConditionLock::Lock(l) => l.release().map(|()| 1),
+            ConditionLock::RLock(l) => {
+                let levels = l.recursion_level();
+                for _ in 0..levels {
+                    l.release()?;
+                }
+                Ok(levels)
+            }
+        }
+    }
+
+    /// Re-acquires after a wait and restores the levels `release_save` returned.
+    fn restore(&self, levels: u32) -> Result<()> {
+        match self {
+            ConditionLock::Lock(l) => l.acquire(true, None).map(drop),
+            ConditionLock::RLock(l) => {
+                let first = l.acquire(true, None);
+                for _ in 1..levels {
+                    l.acquire(true, None)?;
+                }
+                first.map(drop)
+            }
+        }
+    }
+}
+
+/// Releases a [`Condition`]'s lock once when dropped. Made by [`Condition::lock`].
+#[must_use = "the lock is released when the guard is dropped"]
+#[derive(Debug)]
+pub struct ConditionGuard<'a> {
+    lock: &'a ConditionLock,
+    abandoned_by: Option<u32>,
+}
+
+impl ConditionGuard<'_> {
+    /// True when the previous holder died holding the lock.
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let cond = procman_shm::Condition::new_in(&arena)?;
+    /// assert!(!cond.lock()?.was_abandoned());
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn was_abandoned(&self) -> bool {
+        self.abandoned_by.is_some()
+    }
+
+    /// The pid of the dead previous holder, if any.
+    pub fn abandoned_by(&self) -> Option<u32> {
+        self.abandoned_by
+    }
+}
+
+impl Drop for ConditionGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+/// A process-shared condition variable (the spec's `Condition`) bound to a lock: its own
+/// re-entrant [`RLock`] (as in Python), or a [`Lock`] or `RLock` given to [`Condition::with_lock`].
 ///
 /// `wait` and `notify` require the calling thread to hold the lock ([`ShmError::NotHeld`]
 /// otherwise). `wait` may wake spuriously, so loop on a predicate or use [`Self::wait_for`].
@@ -807,13 +960,13 @@ handle_impls!(BoundedSemaphore);
 /// ```
 pub struct Condition {
     block: Block,
-    lock: Lock,
+    lock: ConditionLock,
 }
 
 impl Condition {
     const KIND: Kind = Kind::new(CLASS_CONDITION, 0, 0);
 
-    /// A condition with a new lock of its own.
+    /// A condition with a new re-entrant lock of its own.
     ///
     /// ```
     /// # let arena = procman_shm::Arena::create(4096)?;
@@ -822,12 +975,12 @@ impl Condition {
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
     pub fn new_in(arena: &Arena) -> Result<Condition> {
-        let lock = Lock::new_in(arena)?;
+        let lock = RLock::new_in(arena)?;
         Self::with_lock(arena, lock)
     }
 
-    /// A condition using `lock`, which must live in `arena` ([`ShmError::InvalidArgument`]
-    /// otherwise).
+    /// A condition using `lock` (a [`Lock`] or an [`RLock`]), which must live in `arena`
+    /// ([`ShmError::InvalidArgument`] otherwise).
     ///
     /// ```
     /// # let arena = procman_shm::Arena::create(4096)?;
@@ -837,7 +990,8 @@ impl Condition {
     /// cond.notify(1)?; // we hold the condition's lock
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
-    pub fn with_lock(arena: &Arena, lock: Lock) -> Result<Condition> {
+    pub fn with_lock(arena: &Arena, lock: impl Into<ConditionLock>) -> Result<Condition> {
+        let lock = lock.into();
         if !lock.arena().same_arena(arena) {
             return Err(ShmError::InvalidArgument("a Condition's lock must live in the same arena"));
         }
@@ -849,10 +1003,10 @@ impl Condition {
     /// ```
     /// # let arena = procman_shm::Arena::create(4096)?;
     /// let cond = procman_shm::Condition::new_in(&arena)?;
-    /// let _g = cond.lock_handle().lock()?;
+    /// assert!(cond.lock_handle().acquire(true, None)?);
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
-    pub fn lock_handle(&self) -> &Lock {
+    pub fn lock_handle(&self) -> &ConditionLock {
         &self.lock
     }
 
@@ -883,7 +1037,7 @@ impl Condition {
         self.lock.release()
     }
 
-    /// [`Lock::lock`] on the condition's lock.
+    /// Acquires the condition's lock, waiting as long as needed; the guard releases it on drop.
     ///
     /// ```
     /// # let arena = procman_shm::Arena::create(4096)?;
@@ -892,8 +1046,12 @@ impl Condition {
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
     #[inline]
-    pub fn lock(&self) -> Result<LockGuard<'_>> {
-        self.lock.lock()
+    pub fn lock(&self) -> Result<ConditionGuard<'_>> {
+        match self.lock.acquire(true, None) {
+            Ok(_) => Ok(ConditionGuard { lock: &self.lock, abandoned_by: None }),
+            Err(ShmError::Abandoned { pid, .. }) => Ok(ConditionGuard { lock: &self.lock, abandoned_by: Some(pid) }),
+            Err(e) => Err(e),
+        }
     }
 
     fn seq(&self) -> &AtomicU32 {
@@ -931,7 +1089,13 @@ impl Condition {
         // Read under the lock: a notify after our release changes `seq`, so we cannot miss it.
         let seq = self.seq().load(Ordering::Relaxed);
         self.waiters().fetch_add(1, Ordering::Relaxed);
-        self.lock.release()?;
+        let levels = match self.lock.release_save() {
+            Ok(levels) => levels,
+            Err(e) => {
+                self.waiters().fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let notified = loop {
             let Ok(left) = remaining(deadline) else {
                 break self.seq().load(Ordering::Relaxed) != seq;
@@ -942,7 +1106,7 @@ impl Condition {
             }
         };
         self.waiters().fetch_sub(1, Ordering::Relaxed);
-        self.lock.acquire(true, None)?;
+        self.lock.restore(levels)?;
         Ok(notified)
     }
 
@@ -1040,7 +1204,7 @@ impl<'de> Deserialize<'de> for Condition {
                 Ok(B(deserialize_block(d, Condition::KIND, || "Condition".to_owned())?))
             }
         }
-        let (B(block), lock) = <(B, Lock)>::deserialize(d)?;
+        let (B(block), lock) = <(B, ConditionLock)>::deserialize(d)?;
         Ok(Condition { block, lock })
     }
 }
@@ -1729,5 +1893,37 @@ mod tests {
             assert!(Condition::with_lock(&arena(), lock.clone()).is_err());
         }
         assert_eq!(a.live_objects(), 0);
+    }
+
+    #[test]
+    fn a_condition_over_its_rlock_releases_every_level_while_waiting() {
+        let a = arena();
+        let cond = Condition::new_in(&a).unwrap();
+        let outer = cond.lock().unwrap();
+        let inner = cond.lock().unwrap(); // re-entrant: Python's default condition lock
+        let other = cond.clone();
+        let t = std::thread::spawn(move || {
+            // Gets the lock only once `wait` has released both levels.
+            let _g = other.lock().unwrap();
+            other.notify_all().unwrap();
+        });
+        assert!(cond.wait(Some(Duration::from_secs(10))).unwrap(), "woken, not timed out");
+        assert!(cond.lock_handle().is_held_by_current_thread());
+        drop(inner);
+        assert!(cond.lock_handle().is_held_by_current_thread(), "both levels were restored");
+        drop(outer);
+        assert!(!cond.lock_handle().is_locked());
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_condition_over_a_given_rlock_uses_it() {
+        let a = arena();
+        let rlock = RLock::new_in(&a).unwrap();
+        let cond = Condition::with_lock(&a, rlock.clone()).unwrap();
+        let _g = rlock.lock().unwrap();
+        assert!(cond.lock_handle().is_held_by_current_thread());
+        assert!(!cond.wait(Some(Duration::from_millis(20))).unwrap());
+        assert_eq!(rlock.recursion_level(), 1, "the level is restored after a timed-out wait");
     }
 }

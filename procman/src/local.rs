@@ -2,8 +2,8 @@
 
 use crate::error::Result;
 use procman_shm::{
-    Arena, Barrier, BoundedSemaphore, Condition, Event, FixedStr, Lock, Pod, Queue, RLock, Semaphore, SharedArray,
-    SharedStruct, SharedValue,
+    Arena, Barrier, BoundedSemaphore, Condition, ConditionLock, Event, FixedStr, Lock, Pod, Queue, RLock, Semaphore,
+    SharedArray, SharedStruct, SharedValue,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -98,12 +98,14 @@ impl LocalManager {
         Ok(BoundedSemaphore::new_in(&self.arena, value)?)
     }
 
-    /// A process-shared condition over `lock`, or over a lock of its own.
-    pub fn condition(&self, lock: Option<Lock>) -> Result<Condition> {
-        Ok(match lock {
-            Some(lock) => Condition::with_lock(&self.arena, lock)?,
-            None => Condition::new_in(&self.arena)?,
-        })
+    /// A process-shared condition over a re-entrant lock of its own (Python's default).
+    pub fn condition(&self) -> Result<Condition> {
+        Ok(Condition::new_in(&self.arena)?)
+    }
+
+    /// A process-shared condition over `lock`: a [`Lock`] or an [`RLock`] of this manager.
+    pub fn condition_with(&self, lock: impl Into<ConditionLock>) -> Result<Condition> {
+        Ok(Condition::with_lock(&self.arena, lock)?)
     }
 
     /// A process-shared event.
