@@ -607,6 +607,11 @@ fn failing_action() {
     panic!("the action failed");
 }
 
+procman::action!(count_action);
+procman::action!(failing_action);
+
+fn unregistered_action() {}
+
 /// Reads, in the manager process, how often barrier actions ran there.
 #[derive(procman::Shared, Debug, Default)]
 pub struct ActionProbe;
@@ -649,4 +654,7 @@ fn a_barrier_action_runs_once_per_trip_in_the_manager() {
     assert!(results.iter().any(|r| r.contains("the action failed")), "{results:?}");
     assert!(results.iter().any(|r| r.contains("BrokenBarrier")), "{results:?}");
     assert!(b.broken().unwrap());
+
+    // A function that is not registered is refused.
+    assert!(matches!(m.barrier_with_action(2, unregistered_action, None), Err(procman::Error::Usage(_))));
 }

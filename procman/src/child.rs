@@ -83,8 +83,21 @@ fn from_offset(off: i64) -> usize {
     (anchor as *const () as usize as i64).wrapping_add(off) as usize
 }
 
-/// A function of this executable, sent to another process of the same executable (a manager
-/// started by `start()`): its offset, and the identity of the file, which the receiver checks.
+/// A function a manager may run for its clients (a barrier's action), registered with
+/// [`procman::action!`](crate::action). Only registered functions can be named by a client, so a
+/// client cannot make a manager jump anywhere else.
+#[derive(Debug)]
+pub struct Action {
+    /// The function.
+    pub function: fn(),
+    /// Its path, for messages.
+    pub name: &'static str,
+}
+
+inventory::collect!(Action);
+
+/// A registered [`Action`], sent to a manager running the same executable (one started with
+/// `start()`): its offset in the file, and the identity of the file, which the receiver checks.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct CodeRef {
     exe: (u64, u64),
@@ -93,24 +106,30 @@ pub(crate) struct CodeRef {
 
 impl CodeRef {
     pub(crate) fn of(f: fn()) -> Result<CodeRef> {
+        if !inventory::iter::<Action>.into_iter().any(|a| a.function as usize == f as usize) {
+            return Err(Error::usage(
+                "a barrier's action must be registered with procman::action!(path::to::function)",
+            ));
+        }
         let exe = exe_identity().map_err(|e| Error::io("reading /proc/self/exe", e))?;
         Ok(CodeRef { exe, offset: offset_of(f as *const () as usize) })
     }
 
-    /// The function, when this process runs the same executable as the sender.
+    /// The registered function the reference names, when this process runs the same executable
+    /// as the sender.
     pub(crate) fn resolve(&self) -> Result<fn()> {
-        match exe_identity() {
-            Ok(id) if id == self.exe => {
-                let addr = from_offset(self.offset);
-                // SAFETY: `addr` is the address of a `fn()` of this very executable (checked by
-                // device and inode above): the sender took the offset of a `fn()` pointer from
-                // the same `anchor`, and function pointers and `usize` have the same size.
-                Ok(unsafe { std::mem::transmute_copy::<usize, fn()>(&addr) })
-            }
-            _ => Err(Error::usage(
-                "a function can only be sent to a manager running the same executable (one started with start())",
-            )),
+        let same_file = exe_identity().is_ok_and(|id| id == self.exe);
+        if !same_file {
+            return Err(Error::usage(
+                "an action can only be sent to a manager running the same executable (one started with start())",
+            ));
         }
+        let address = from_offset(self.offset);
+        inventory::iter::<Action>
+            .into_iter()
+            .find(|a| a.function as usize == address)
+            .map(|a| a.function)
+            .ok_or_else(|| Error::usage("the manager has no registered action at that place"))
     }
 }
 

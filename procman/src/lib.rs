@@ -121,7 +121,7 @@ pub mod __private;
 pub use __private::Wire;
 pub use address::Address;
 pub use auth::{AuthKey, authkey, set_authkey};
-pub use child::{Process, init};
+pub use child::{Action, Process, init};
 pub use error::{Error, Result};
 pub use local::{DEFAULT_ARENA_CAPACITY, LocalManager};
 pub use manager::{BaseManager, CreatorEntry, Manager, ManagerBuilder, NoManager, typeids};
@@ -141,6 +141,25 @@ pub mod prelude {
     pub use crate::sync::SyncTypes;
     pub use crate::{BaseManager, Error, LocalManager, Manager, Process, Proxy, Shared};
     pub use procman_derive::{manager, shared};
+}
+
+/// Registers a `fn()` that a manager may run for its clients: a barrier's action
+/// ([`SyncTypes::barrier_with_action`](crate::sync::SyncTypes::barrier_with_action)). A manager
+/// runs only registered functions, so a client cannot make it run anything else.
+///
+/// ```
+/// fn all_arrived() {
+///     println!("everyone is here");
+/// }
+/// procman::action!(all_arrived);
+/// ```
+#[macro_export]
+macro_rules! action {
+    ($function:path) => {
+        $crate::__private::inventory::submit! {
+            $crate::Action { function: $function, name: ::core::stringify!($function) }
+        }
+    };
 }
 
 /// Declares, in an integration-test file (`tests/*.rs`), the entry point through which the

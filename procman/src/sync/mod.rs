@@ -1461,9 +1461,9 @@ pub trait SyncTypes: crate::Manager {
     }
 
     /// A new [`Barrier`] whose last arriving party runs `action` in the manager process before
-    /// the parties are released (CPython's `Barrier(parties, action)`). `action` is a `fn` of
-    /// this program, so the manager must run this executable: one started with `start()`;
-    /// other managers answer [`Error::Usage`].
+    /// the parties are released (CPython's `Barrier(parties, action)`). `action` must be
+    /// registered with [`procman::action!`](crate::action), and the manager must run this
+    /// executable (one started with `start()`); otherwise [`Error::Usage`].
     fn barrier_with_action(&self, parties: usize, action: fn(), timeout: Option<Duration>) -> Result<BarrierProxy> {
         create(self.base(), "Barrier", &(parties, timeout, Some(crate::child::CodeRef::of(action)?)))
     }
