@@ -14,7 +14,6 @@ use crate::transport::Stream;
 use crate::wire::message::{Reply, Request};
 use crate::wire::{self, Bytes};
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -169,13 +168,13 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
     let mut f = Some(f);
     let out = CONNS.try_with(|cell| {
         let mut map = cell.try_borrow_mut().ok()?;
-        let conn = match map.entry(address.clone()) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => match Conn::open(address) {
-                Ok(c) => v.insert(c),
+        if !map.contains_key(address) {
+            match Conn::open(address) {
+                Ok(c) => map.insert(address.clone(), c),
                 Err(e) => return Some(Err(e)),
-            },
-        };
+            };
+        }
+        let conn = map.get_mut(address).expect("inserted above");
         let r = (f.take().expect("called once"))(conn);
         if let Err(e) = &r
             && (e.is_connection_lost() || matches!(e, Error::Protocol { .. }))
