@@ -179,6 +179,14 @@ impl std::fmt::Debug for Core {
     }
 }
 
+/// The objects a connection has called, told when it closes (see
+/// [`Dispatch::connection_closed`](crate::shared::Dispatch::connection_closed)).
+struct Touched {
+    ids: HashSet<u64>,
+    /// Freed objects are forgotten when the set reaches this size.
+    prune_at: usize,
+}
+
 /// A bound server, not yet serving.
 pub(crate) struct Server {
     core: Arc<Core>,
@@ -405,7 +413,7 @@ impl Core {
         &self,
         req: Request<'_>,
         caller: Caller,
-        touched: &mut HashSet<u64>,
+        touched: &mut Touched,
         freed: &mut Vec<Object>,
     ) -> Option<Result<Vec<u8>>> {
         Some(match req {
@@ -462,9 +470,14 @@ impl Core {
         })
     }
 
-    fn call(&self, id: u64, method: &str, args: &[u8], caller: Caller, touched: &mut HashSet<u64>) -> Result<Vec<u8>> {
+    fn call(&self, id: u64, method: &str, args: &[u8], caller: Caller, touched: &mut Touched) -> Result<Vec<u8>> {
         let (object, typeid) = self.object(id)?;
-        touched.insert(id);
+        if touched.ids.insert(id) && touched.ids.len() >= touched.prune_at {
+            // A long-lived connection that calls many short-lived objects: forget the freed ones.
+            let st = self.lock();
+            touched.ids.retain(|id| st.objects.contains_key(id));
+            touched.prune_at = (2 * touched.ids.len()).max(1024);
+        }
         let mut cx = CallCx { core: Some(self), caller };
         Caller::set_current(Some(caller));
         let r = guarded(&typeid, method, || object.call(method, args, &mut cx));
@@ -528,7 +541,7 @@ impl Core {
         let caller = Caller { client, connection };
         CURRENT_SERVER.with(|c| *c.borrow_mut() = Some(Arc::downgrade(&self)));
         CONNECTION_FD.with(|c| c.set(Some(std::os::fd::AsRawFd::as_raw_fd(&stream))));
-        let mut touched = HashSet::new();
+        let mut touched = Touched { ids: HashSet::new(), prune_at: 1024 };
         let mut freed = Vec::new();
         let limit = wire::encode(&(self.config.max_frame_size as u64), "the frame limit").unwrap_or_default();
         let _ = send_reply(&mut stream, &mut wbuf, Ok(limit));
@@ -581,13 +594,13 @@ impl Core {
         self.end_connection(caller, touched);
     }
 
-    fn end_connection(&self, caller: Caller, touched: HashSet<u64>) {
+    fn end_connection(&self, caller: Caller, touched: Touched) {
         let mut freed = Vec::new();
         let mut notify = Vec::new();
         {
             let mut st = self.lock();
             st.open.remove(&caller.connection);
-            for id in &touched {
+            for id in &touched.ids {
                 if let Some(e) = st.objects.get(id) {
                     notify.push(e.object.clone());
                 }
