@@ -208,80 +208,62 @@ impl RLockProxy {
 // ---------------------------------------------------------------------------------------------
 // Semaphores
 
-/// A counting semaphore held by a manager (CPython's `threading.Semaphore`).
-#[derive(Debug, crate::Shared)]
-pub struct Semaphore {
-    core: SemaphoreCore,
+/// A semaphore type: the plain one and the bounded one differ only in the bound.
+macro_rules! semaphore {
+    ($(#[$doc:meta])* $name:ident, $proxy:ident, bounded: $bounded:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, crate::Shared)]
+        pub struct $name {
+            core: SemaphoreCore,
+        }
+
+        impl $name {
+            #[doc = concat!("A ", stringify!($name), " with `value` permits.")]
+            pub fn new(value: usize) -> Self {
+                $name { core: SemaphoreCore::new(value, $bounded) }
+            }
+        }
+
+        #[crate::shared]
+        impl $name {
+            pub(crate) fn acquire_raw(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+                self.core.acquire(blocking, timeout)
+            }
+
+            pub(crate) fn release_raw(&self) -> Result<()> {
+                self.core.release(1)
+            }
+
+            pub(crate) fn value_raw(&self) -> usize {
+                self.core.value()
+            }
+        }
+
+        acquirer_methods!($proxy, "semaphore");
+
+        impl $proxy {
+            /// The number of free permits.
+            pub fn value(&self) -> Result<usize> {
+                self.value_raw()
+            }
+        }
+    };
 }
 
-impl Semaphore {
-    /// A semaphore with `value` permits.
-    pub fn new(value: usize) -> Self {
-        Semaphore { core: SemaphoreCore::new(value, false) }
-    }
-}
+semaphore!(
+    /// A counting semaphore held by a manager (CPython's `threading.Semaphore`).
+    Semaphore,
+    SemaphoreProxy,
+    bounded: false
+);
 
-#[crate::shared]
-impl Semaphore {
-    pub(crate) fn acquire_raw(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.core.acquire(blocking, timeout)
-    }
-
-    pub(crate) fn release_raw(&self) -> Result<()> {
-        self.core.release(1)
-    }
-
-    pub(crate) fn value_raw(&self) -> usize {
-        self.core.value()
-    }
-}
-
-acquirer_methods!(SemaphoreProxy, "semaphore");
-
-impl SemaphoreProxy {
-    /// The number of free permits.
-    pub fn value(&self) -> Result<usize> {
-        self.value_raw()
-    }
-}
-
-/// A semaphore that refuses to be released above its initial value (CPython's
-/// `threading.BoundedSemaphore`).
-#[derive(Debug, crate::Shared)]
-pub struct BoundedSemaphore {
-    core: SemaphoreCore,
-}
-
-impl BoundedSemaphore {
-    /// A bounded semaphore with `value` permits.
-    pub fn new(value: usize) -> Self {
-        BoundedSemaphore { core: SemaphoreCore::new(value, true) }
-    }
-}
-
-#[crate::shared]
-impl BoundedSemaphore {
-    pub(crate) fn acquire_raw(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.core.acquire(blocking, timeout)
-    }
-
-    pub(crate) fn release_raw(&self) -> Result<()> {
-        self.core.release(1)
-    }
-
-    pub(crate) fn value_raw(&self) -> usize {
-        self.core.value()
-    }
-}
-
-acquirer_methods!(BoundedSemaphoreProxy, "semaphore");
-
-impl BoundedSemaphoreProxy {
-    /// The number of free permits.
-    pub fn value(&self) -> Result<usize> {
-        self.value_raw()
-    }
-}
+semaphore!(
+    /// A semaphore that refuses to be released above its initial value (CPython's
+    /// `threading.BoundedSemaphore`).
+    BoundedSemaphore,
+    BoundedSemaphoreProxy,
+    bounded: true
+);
 
 // ---------------------------------------------------------------------------------------------
 // Condition
