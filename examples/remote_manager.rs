@@ -1,5 +1,6 @@
-//! The specification's "Using a remote manager" example: a server holds one queue, one client
-//! puts `hello` in it, another client gets it, all over TCP with an authentication key.
+//! The specification's "Using a remote manager" example: a server holds one queue (a
+//! `procman::sync::Queue`, Python's `Queue.Queue`), one client puts `hello` in it, another client
+//! gets it, all over TCP with an authentication key.
 //!
 //! Run the whole story on this machine (three processes):
 //!
@@ -16,36 +17,8 @@
 //! ```
 
 use procman::prelude::*;
-use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use procman::sync::Queue;
 use std::time::{Duration, Instant};
-
-/// A queue of strings whose `get` blocks until an item arrives.
-#[derive(Shared, Debug, Default)]
-pub struct MessageQueue {
-    items: Mutex<VecDeque<String>>,
-    ready: Condvar,
-}
-
-#[shared]
-impl MessageQueue {
-    /// Appends an item and wakes one waiting `get`.
-    pub fn put(&self, item: String) {
-        self.items.lock().unwrap().push_back(item);
-        self.ready.notify_one();
-    }
-
-    /// Takes the oldest item, waiting for one (blocks only the calling client).
-    pub fn get(&self) -> String {
-        let mut items = self.items.lock().unwrap();
-        loop {
-            if let Some(item) = items.pop_front() {
-                return item;
-            }
-            items = self.ready.wait(items).unwrap();
-        }
-    }
-}
 
 /// The server's manager: `get_queue` returns the one queue it holds.
 #[manager]
@@ -55,8 +28,8 @@ pub struct QueueManager;
 impl QueueManager {
     /// `CreatorMethod(callable=lambda: queue, typeid='get_queue')`: every caller gets the same queue.
     #[manager(singleton)]
-    pub fn get_queue() -> MessageQueue {
-        MessageQueue::default()
+    pub fn get_queue() -> Queue<String> {
+        Queue::new(0)
     }
 }
 
@@ -67,7 +40,7 @@ pub struct QueueClient;
 #[manager]
 impl QueueClient {
     /// `CreatorMethod(typeid='get_queue')`.
-    pub fn get_queue() -> MessageQueue;
+    pub fn get_queue() -> Queue<String>;
 }
 
 fn serve((address, key): (String, String)) {
