@@ -1494,6 +1494,23 @@ impl Barrier {
     /// # Ok::<(), procman_shm::ShmError>(())
     /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.wait_with_action(timeout, || {})
+    }
+
+    /// [`wait`](Self::wait), and if the caller is the last to arrive, runs `action` before any
+    /// party is released (Python's `Barrier(parties, action)`, with the action given by each
+    /// caller: every process passes the same one). A panicking action breaks the barrier: its
+    /// caller gets the panic back as [`ShmError::BrokenBarrier`], the others too.
+    ///
+    /// ```
+    /// # let arena = procman_shm::Arena::create(4096)?;
+    /// let b = procman_shm::Barrier::new_in(&arena, 1)?;
+    /// let mut ran = false;
+    /// assert_eq!(b.wait_with_action(None, || ran = true)?, 0);
+    /// assert!(ran);
+    /// # Ok::<(), procman_shm::ShmError>(())
+    /// ```
+    pub fn wait_with_action(&self, timeout: Option<Duration>, action: impl FnOnce()) -> Result<usize> {
         let st = self.state();
         let deadline = deadline_after(timeout);
         st.lock();
@@ -1508,9 +1525,15 @@ impl Barrier {
         let index = st.get(st.count);
         st.put(st.count, index + 1);
         let result = if index + 1 == st.parties {
-            st.put(st.state, DRAINING);
-            st.notify_all();
-            Ok(index as usize)
+            // The last to arrive runs the action before anyone is released.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(action)).is_ok() {
+                st.put(st.state, DRAINING);
+                st.notify_all();
+                Ok(index as usize)
+            } else {
+                st.break_barrier();
+                Err(ShmError::BrokenBarrier)
+            }
         } else {
             let mut ok = true;
             while st.get(st.state) == FILLING {
@@ -1925,5 +1948,35 @@ mod tests {
         assert!(cond.lock_handle().is_held_by_current_thread());
         assert!(!cond.wait(Some(Duration::from_millis(20))).unwrap());
         assert_eq!(rlock.recursion_level(), 1, "the level is restored after a timed-out wait");
+    }
+
+    #[test]
+    fn the_last_to_arrive_runs_the_action_before_anyone_leaves() {
+        let a = arena();
+        let b = Barrier::new_in(&a, 2).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let seen_before_release = Arc::new(AtomicUsize::new(usize::MAX));
+        let (b2, r2, s2) = (b.clone(), runs.clone(), seen_before_release.clone());
+        let t = std::thread::spawn(move || {
+            b2.wait_with_action(None, || {
+                r2.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+            s2.store(r2.load(Ordering::SeqCst), Ordering::SeqCst);
+        });
+        let r1 = runs.clone();
+        b.wait_with_action(None, || {
+            r1.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let after_mine = runs.load(Ordering::SeqCst);
+        t.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "one action per trip");
+        assert_eq!(after_mine, 1, "the action ran before this party was released");
+        assert_eq!(seen_before_release.load(Ordering::SeqCst), 1);
+
+        let b = Barrier::new_in(&a, 1).unwrap();
+        assert!(matches!(b.wait_with_action(None, || panic!("action failed")), Err(ShmError::BrokenBarrier)));
+        assert!(b.broken());
     }
 }
