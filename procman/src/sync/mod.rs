@@ -932,6 +932,12 @@ fn clamp(index: Option<i64>, len: usize, default: usize) -> usize {
     }
 }
 
+/// `items[index]` with Python's index rule.
+fn item(items: &mut [Blob], index: i64) -> Result<&mut Blob> {
+    let i = resolve(index, items.len())?;
+    Ok(&mut items[i])
+}
+
 /// The positions `items[start:end]` covers, as Python computes them.
 fn span(start: Option<i64>, end: Option<i64>, len: usize) -> std::ops::Range<usize> {
     let s = clamp(start, len, 0);
@@ -949,8 +955,7 @@ impl<T: 'static> List<T> {
     }
 
     pub(crate) fn set_raw(&mut self, index: i64, value: Blob) -> Result<()> {
-        let i = resolve(index, self.items.len())?;
-        self.items[i] = value;
+        *item(&mut self.items, index)? = value;
         self.version += 1;
         Ok(())
     }
@@ -1205,8 +1210,7 @@ impl<T: 'static> Array<T> {
     }
 
     pub(crate) fn set_raw(&mut self, index: i64, value: Blob) -> Result<()> {
-        let i = resolve(index, self.items.len())?;
-        self.items[i] = value;
+        *item(&mut self.items, index)? = value;
         Ok(())
     }
 
