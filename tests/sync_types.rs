@@ -99,7 +99,7 @@ fn lock_semantics() {
     assert!(!lock.acquire(true, Some(SHORT)).unwrap());
     assert!(t.elapsed() >= SHORT);
     lock.release().unwrap();
-    assert!(matches!(lock.release(), Err(procman::Error::Usage(_))), "releasing an unheld lock is an error");
+    assert!(matches!(lock.release(), Err(procman::Error::NotHeld { .. })), "releasing an unheld lock is an error");
     assert!(lock.acquire(false, Some(SHORT)).is_err(), "a timeout on a non-blocking call is an error");
     {
         let g = lock.guard().unwrap();
@@ -181,7 +181,7 @@ fn semaphore_semantics() {
     bsem.acquire(true, None).unwrap();
     bsem.release().unwrap();
     match bsem.release() {
-        Err(procman::Error::Usage(m)) => assert!(m.contains("released too many times"), "{m}"),
+        Err(procman::Error::ReleasedTooManyTimes { object }) => assert_eq!(object, "BoundedSemaphore"),
         other => panic!("{other:?}"),
     }
 }
@@ -345,7 +345,7 @@ fn queue_semantics() {
     assert!(t.elapsed() >= SHORT && t.elapsed() < Duration::from_secs(2));
     // task_done / join
     assert!(q.task_done().is_ok() && q.task_done().is_ok());
-    assert!(matches!(q.task_done(), Err(procman::Error::Usage(_))), "more task_done calls than items");
+    assert!(matches!(q.task_done(), Err(procman::Error::TaskDoneTooManyTimes)), "more task_done calls than items");
     q.join().unwrap();
 }
 

@@ -140,6 +140,10 @@ pub enum ShmError {
     /// An argument is invalid (zero parties, zero capacity...).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// An error of a shared-memory object in another process, received with its message (errors
+    /// travel between processes as text).
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// `Result` with [`ShmError`].

@@ -135,7 +135,7 @@ impl Conn {
         }
         match postcard::from_bytes::<Reply<'_>>(&self.rbuf) {
             Ok(Reply::Ok(Bytes(b))) => Ok(b.to_vec()),
-            Ok(Reply::Err(e)) => Err(e.into()),
+            Ok(Reply::Err(e)) => Err(e),
             Err(e) => {
                 Err(Error::Protocol { address: self.address.to_string(), message: format!("undecodable reply: {e}") })
             }

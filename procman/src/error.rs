@@ -17,7 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// let e = procman::Error::NotExposed { typeid: "counter".into(), method: "audit".into() };
 /// assert_eq!(e.to_string(), "method `audit` of `counter` is not exposed");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// The peer did not prove that it knows the authentication key (or the key was refused).
@@ -147,7 +147,28 @@ pub enum Error {
         /// The length of the sequence.
         len: usize,
     },
-    /// A synchronization primitive was used against its rules (release of an unheld lock, ...).
+    /// A lock (or a condition's lock) was released, waited on or notified by a caller that does
+    /// not hold it (CPython's `RuntimeError`).
+    #[error("{object} is not held by the caller: {reason}")]
+    NotHeld {
+        /// `Lock`, `RLock`, `Condition`.
+        object: String,
+        /// What was tried, and by whom the lock is held if known.
+        reason: String,
+    },
+    /// A bounded semaphore was released more often than it was acquired (CPython's
+    /// `ValueError: Semaphore released too many times`).
+    #[error("{object} released too many times")]
+    ReleasedTooManyTimes {
+        /// `BoundedSemaphore`.
+        object: String,
+    },
+    /// A queue's `task_done` was called more often than items were put (CPython's
+    /// `ValueError: task_done() called too many times`).
+    #[error("task_done() called too many times")]
+    TaskDoneTooManyTimes,
+    /// The caller broke another rule of a type (an argument out of its domain, a call that
+    /// cannot be made in this state).
     #[error("{0}")]
     Usage(String),
     /// The manager was shut down.
@@ -172,9 +193,10 @@ pub enum Error {
         /// How it ended, as the OS reported it.
         status: String,
     },
-    /// An error from a shared-memory object of a [`LocalManager`](crate::LocalManager).
+    /// An error of a shared-memory object of a [`LocalManager`](crate::LocalManager) that has
+    /// no variant of its own here (out of arena memory, an invalid handle, ...).
     #[error(transparent)]
-    Shm(#[from] procman_shm::ShmError),
+    Shm(#[serde(with = "shm_message")] procman_shm::ShmError),
     /// An operating-system error.
     #[error("{context}: {source}")]
     Io {
@@ -182,8 +204,28 @@ pub enum Error {
         context: String,
         /// The OS error.
         #[source]
+        #[serde(with = "io_message")]
         source: io::Error,
     },
+}
+
+impl From<procman_shm::ShmError> for Error {
+    /// The shared-memory errors that mean the same as one of procman's variants become that
+    /// variant, so `Error::Empty` means empty for a manager queue and a shared-memory queue alike.
+    fn from(e: procman_shm::ShmError) -> Self {
+        use procman_shm::ShmError as S;
+        match e {
+            S::Empty => Error::Empty,
+            S::Full => Error::Full,
+            S::BrokenBarrier => Error::BrokenBarrier,
+            S::Abandoned { .. } => Error::Abandoned,
+            S::NotHeld { object, reason } => Error::NotHeld { object: object.into(), reason },
+            S::ReleasedTooManyTimes { object, .. } => Error::ReleasedTooManyTimes { object: object.into() },
+            S::IndexOutOfRange { index, len } => Error::IndexOutOfRange { index: index as i64, len },
+            S::Timeout(after) => Error::Timeout { what: format!("a shared-memory wait of {after:?}") },
+            other => Error::Shm(other),
+        }
+    }
 }
 
 impl From<std::convert::Infallible> for Error {
@@ -227,111 +269,32 @@ impl Error {
     }
 }
 
-/// The form in which an [`Error`] crosses the wire. I/O and shared-memory errors keep their
-/// message; every other variant keeps its fields.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    Authentication(String, String),
-    ConnectionLost(String, String),
-    NotExposed(String, String),
-    UnknownTypeid(String, String),
-    DuplicateTypeid(String, String, String, String),
-    UnknownObject(u64, String),
-    Remote(String, String, String),
-    Decode(String, String),
-    Encode(String, String),
-    FrameTooLarge(u64, u64),
-    Protocol(String, String),
-    Timeout(String),
-    Empty,
-    Full,
-    Abandoned,
-    BrokenBarrier,
-    NotFound(String),
-    IndexOutOfRange(i64, usize),
-    Usage(String),
-    Shutdown(String),
-    ChildPanicked(u32, String),
-    ChildExited(u32, String),
-    Other(String),
-}
+/// `io::Error` crosses the wire as its message and comes back as `io::Error::other`.
+mod io_message {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::io;
 
-impl From<&Error> for WireError {
-    fn from(e: &Error) -> Self {
-        use Error as E;
-        match e {
-            E::Authentication { address, reason } => Self::Authentication(address.clone(), reason.clone()),
-            E::ConnectionLost { address, reason } => Self::ConnectionLost(address.clone(), reason.clone()),
-            E::NotExposed { typeid, method } => Self::NotExposed(typeid.clone(), method.clone()),
-            E::UnknownTypeid { typeid, address } => Self::UnknownTypeid(typeid.clone(), address.clone()),
-            E::DuplicateTypeid { manager, typeid, first, second } => {
-                Self::DuplicateTypeid(manager.clone(), typeid.clone(), first.clone(), second.clone())
-            }
-            E::UnknownObject { id, address } => Self::UnknownObject(*id, address.clone()),
-            E::Remote { typeid, method, message } => Self::Remote(typeid.clone(), method.clone(), message.clone()),
-            E::Decode { what, message } => Self::Decode(what.clone(), message.clone()),
-            E::Encode { what, message } => Self::Encode(what.clone(), message.clone()),
-            E::FrameTooLarge { size, limit } => Self::FrameTooLarge(*size, *limit),
-            E::Protocol { address, message } => Self::Protocol(address.clone(), message.clone()),
-            E::Timeout { what } => Self::Timeout(what.clone()),
-            E::Empty => Self::Empty,
-            E::Full => Self::Full,
-            E::Abandoned => Self::Abandoned,
-            E::BrokenBarrier => Self::BrokenBarrier,
-            E::NotFound { what } => Self::NotFound(what.clone()),
-            E::IndexOutOfRange { index, len } => Self::IndexOutOfRange(*index, *len),
-            E::Usage(m) => Self::Usage(m.clone()),
-            E::Shutdown { address } => Self::Shutdown(address.clone()),
-            E::ChildPanicked { pid, message } => Self::ChildPanicked(*pid, message.clone()),
-            E::ChildExited { pid, status } => Self::ChildExited(*pid, status.clone()),
-            E::Shm(_) | E::Io { .. } => Self::Other(e.to_string()),
-        }
+    pub(super) fn serialize<S: Serializer>(e: &io::Error, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(e)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<io::Error, D::Error> {
+        String::deserialize(d).map(io::Error::other)
     }
 }
 
-impl From<WireError> for Error {
-    fn from(e: WireError) -> Self {
-        use WireError as W;
-        match e {
-            W::Authentication(address, reason) => Error::Authentication { address, reason },
-            W::ConnectionLost(address, reason) => Error::ConnectionLost { address, reason },
-            W::NotExposed(typeid, method) => Error::NotExposed { typeid, method },
-            W::UnknownTypeid(typeid, address) => Error::UnknownTypeid { typeid, address },
-            W::DuplicateTypeid(manager, typeid, first, second) => {
-                Error::DuplicateTypeid { manager, typeid, first, second }
-            }
-            W::UnknownObject(id, address) => Error::UnknownObject { id, address },
-            W::Remote(typeid, method, message) => Error::Remote { typeid, method, message },
-            W::Decode(what, message) => Error::Decode { what, message },
-            W::Encode(what, message) => Error::Encode { what, message },
-            W::FrameTooLarge(size, limit) => Error::FrameTooLarge { size, limit },
-            W::Protocol(address, message) => Error::Protocol { address, message },
-            W::Timeout(what) => Error::Timeout { what },
-            W::Empty => Error::Empty,
-            W::Full => Error::Full,
-            W::Abandoned => Error::Abandoned,
-            W::BrokenBarrier => Error::BrokenBarrier,
-            W::NotFound(what) => Error::NotFound { what },
-            W::IndexOutOfRange(index, len) => Error::IndexOutOfRange { index, len },
-            W::Usage(m) => Error::Usage(m),
-            W::Shutdown(address) => Error::Shutdown { address },
-            W::ChildPanicked(pid, message) => Error::ChildPanicked { pid, message },
-            W::ChildExited(pid, status) => Error::ChildExited { pid, status },
-            W::Other(m) => Error::Io { context: "in the manager".into(), source: io::Error::other(m) },
-        }
-    }
-}
+/// A shared-memory error crosses the wire as its message and comes back as
+/// [`ShmError::Remote`](procman_shm::ShmError::Remote). The variants a caller acts on
+/// (`Empty`, `Full`, ...) never get here: they become [`Error`]'s own variants.
+mod shm_message {
+    use procman_shm::ShmError;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-/// Errors travel between processes (a spawned function may return `procman::Result<T>`):
-/// I/O errors keep their message, every other variant its fields.
-impl Serialize for Error {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        WireError::from(self).serialize(s)
+    pub(super) fn serialize<S: Serializer>(e: &ShmError, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(e)
     }
-}
 
-impl<'de> Deserialize<'de> for Error {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        WireError::deserialize(d).map(Error::from)
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ShmError, D::Error> {
+        String::deserialize(d).map(ShmError::Remote)
     }
 }

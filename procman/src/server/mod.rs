@@ -12,7 +12,7 @@
 
 use crate::address::Address;
 use crate::auth::{self, AuthKey};
-use crate::error::{Error, Result, WireError};
+use crate::error::{Error, Result};
 use crate::manager::CreatorEntry;
 use crate::shared::{Caller, Dispatch, Referent};
 use crate::transport::{Listener, Stream, wake_listener};
@@ -720,11 +720,11 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 fn send_reply(stream: &mut Stream, buf: &mut Vec<u8>, r: Result<Vec<u8>>) -> io::Result<()> {
     let framed = match &r {
-        Ok(b) => wire::frame(&Reply::Ok(Bytes(b)), buf),
-        Err(e) => wire::frame(&Reply::Err(WireError::from(e)), buf),
+        Ok(b) => wire::frame(&Reply::<&Error>::Ok(Bytes(b)), buf),
+        Err(e) => wire::frame(&Reply::Err(e), buf),
     };
     if let Err(e) = framed {
-        wire::frame(&Reply::Err(WireError::from(&e)), buf).map_err(|e| io::Error::other(e.to_string()))?;
+        wire::frame(&Reply::Err(&e), buf).map_err(|e| io::Error::other(e.to_string()))?;
     }
     stream.write_all(buf)
 }

@@ -68,6 +68,16 @@ pub(crate) fn deadline(blocking: bool, timeout: Option<Duration>) -> Result<Opti
     }
 }
 
+/// The deadline of a queue call: as CPython's `queue.Queue`, a non-blocking call ignores its
+/// timeout and fails at once.
+fn queue_deadline(block: bool, timeout: Option<Duration>) -> Option<Instant> {
+    if block { timeout.map(|t| Instant::now() + t) } else { Some(Instant::now()) }
+}
+
+fn not_owner(what: &str) -> Error {
+    Error::NotHeld { object: "RLock".into(), reason: format!("{what} of a lock the calling thread has not acquired") }
+}
+
 fn me() -> Option<Caller> {
     Caller::current()
 }
@@ -123,7 +133,7 @@ impl Acquirer for LockCore {
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
         if !g.held {
-            return Err(Error::usage("release unlocked lock"));
+            return Err(Error::NotHeld { object: "Lock".into(), reason: "release of an unlocked lock".into() });
         }
         g.held = false;
         g.holder = None;
@@ -201,7 +211,7 @@ impl Acquirer for RLockCore {
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
         if g.count == 0 || g.owner != me() {
-            return Err(Error::usage("cannot release un-acquired lock"));
+            return Err(not_owner("release"));
         }
         g.count -= 1;
         if g.count == 0 {
@@ -220,7 +230,7 @@ impl Acquirer for RLockCore {
     fn release_save(&self) -> Result<usize> {
         let mut g = lock(&self.state);
         if g.count == 0 || g.owner != me() {
-            return Err(Error::usage("cannot release un-acquired lock"));
+            return Err(not_owner("release"));
         }
         let n = std::mem::take(&mut g.count);
         g.owner = None;
@@ -282,7 +292,7 @@ impl SemaphoreCore {
         if let Some(bound) = self.bound
             && *g + n > bound
         {
-            return Err(Error::usage("Semaphore released too many times"));
+            return Err(Error::ReleasedTooManyTimes { object: "BoundedSemaphore".into() });
         }
         *g += n;
         drop(g);
@@ -327,7 +337,7 @@ impl ConditionCore {
 
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         if !self.lock.is_owned() {
-            return Err(Error::usage("cannot wait on un-acquired lock"));
+            return Err(Error::NotHeld { object: "Condition".into(), reason: "wait on an un-acquired lock".into() });
         }
         let waiter = Arc::new(Waiter::default());
         lock(&self.waiters).push_back(waiter.clone());
@@ -345,7 +355,7 @@ impl ConditionCore {
 
     pub(crate) fn notify(&self, n: usize) -> Result<()> {
         if !self.lock.is_owned() {
-            return Err(Error::usage("cannot notify on un-acquired lock"));
+            return Err(Error::NotHeld { object: "Condition".into(), reason: "notify on an un-acquired lock".into() });
         }
         let mut waiters = lock(&self.waiters);
         for _ in 0..n {
@@ -554,8 +564,7 @@ impl QueueCore {
         let (mut g, ok) = if max == 0 {
             (g, true)
         } else {
-            let deadline = deadline(block, timeout)?;
-            wait_until(&self.not_full, g, deadline, |s| s.items.len() < max)?
+            wait_until(&self.not_full, g, queue_deadline(block, timeout), |s| s.items.len() < max)?
         };
         if !ok {
             return Err(Error::Full);
@@ -568,9 +577,8 @@ impl QueueCore {
     }
 
     pub(crate) fn get(&self, block: bool, timeout: Option<Duration>) -> Result<super::blob::Blob> {
-        let deadline = deadline(block, timeout)?;
         let g = lock(&self.inner);
-        let (mut g, ok) = wait_until(&self.not_empty, g, deadline, |s| !s.items.is_empty())?;
+        let (mut g, ok) = wait_until(&self.not_empty, g, queue_deadline(block, timeout), |s| !s.items.is_empty())?;
         if !ok {
             return Err(Error::Empty);
         }
@@ -591,7 +599,7 @@ impl QueueCore {
     pub(crate) fn task_done(&self) -> Result<()> {
         let mut g = lock(&self.inner);
         if g.unfinished == 0 {
-            return Err(Error::usage("task_done() called too many times"));
+            return Err(Error::TaskDoneTooManyTimes);
         }
         g.unfinished -= 1;
         if g.unfinished == 0 {

@@ -1,7 +1,7 @@
 //! The messages of the manager protocol.
 
 use super::Bytes;
-use crate::error::WireError;
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// A request from a client connection. Every request but `DecRef` gets one [`Reply`].
@@ -50,11 +50,12 @@ pub(crate) enum Request<'a> {
     Ping,
 }
 
-/// The answer to a request.
+/// The answer to a request. The server sends `Reply<&Error>`, the client reads `Reply<Error>`:
+/// both have the same encoding.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Reply<'a> {
+pub(crate) enum Reply<'a, E = Error> {
     Ok(#[serde(borrow)] Bytes<'a>),
-    Err(WireError),
+    Err(E),
 }
 
 /// What the server returns for a created object.
