@@ -4,7 +4,7 @@
 //! Run: `cargo run --example sync_manager`
 
 use procman::prelude::*;
-use procman::sync::{NamespaceProxy, QueueProxy, SyncManager, SyncTypes};
+use procman::sync::{NamespaceProxy, QueueProxy, SyncManager};
 
 fn consumer((jobs, results): (QueueProxy<u64>, QueueProxy<(u32, u64)>)) {
     let me = std::process::id();

@@ -328,7 +328,7 @@ fn a_manager_restarts_at_once_on_the_same_tcp_address() {
     for round in 0..5 {
         let m = SyncManager::new().address(address.as_str()).start().unwrap();
         assert_eq!(m.address().to_string(), address);
-        let v = procman::sync::SyncTypes::value(&m, &round).unwrap();
+        let v = m.value(&round).unwrap();
         assert_eq!(v.get().unwrap(), round);
         m.shutdown().unwrap();
     }

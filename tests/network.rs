@@ -4,7 +4,6 @@
 
 use procman::Error;
 use procman::prelude::*;
-use procman::sync::SyncTypes;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

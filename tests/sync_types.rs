@@ -197,7 +197,7 @@ fn wait_on((c, ready, woken): (ConditionProxy, QueueProxy<()>, QueueProxy<bool>)
 #[test]
 fn condition_notify_wakes_the_number_asked() {
     let m = sync();
-    let c = m.condition(None).unwrap();
+    let c = m.condition().unwrap();
     let ready = m.queue::<()>(0).unwrap();
     let woken = m.queue::<bool>(0).unwrap();
     let waiters: Vec<_> =
@@ -225,7 +225,7 @@ fn condition_notify_wakes_the_number_asked() {
 #[test]
 fn condition_timeouts_errors_and_wait_for() {
     let m = sync();
-    let c = m.condition(None).unwrap();
+    let c = m.condition().unwrap();
     assert!(c.wait(Some(SHORT)).is_err(), "waiting without the lock is an error");
     assert!(c.notify(1).is_err(), "notifying without the lock is an error");
     c.acquire(true, None).unwrap();
@@ -236,7 +236,7 @@ fn condition_timeouts_errors_and_wait_for() {
 
     // wait_for with a predicate evaluated here, over a manager Lock.
     let lock = m.lock().unwrap();
-    let c = m.condition(Some(&lock)).unwrap();
+    let c = m.condition_with(&lock).unwrap();
     let state = m.value(&0i64).unwrap();
     fn bump(args: (ConditionProxy, ValueProxy<i64>)) {
         let (c, v) = args;
@@ -499,7 +499,7 @@ fn dict_semantics() {
     assert_eq!(d.popitem().unwrap(), (69, "E".to_string()));
     assert_eq!(d.setdefault(1, "one".to_string()).unwrap(), "one");
     assert_eq!(d.setdefault(1, "uno".to_string()).unwrap(), "one");
-    d.update([(&2, &"two".to_string())]).unwrap();
+    d.update(&[(2, "two".to_string())]).unwrap();
     assert_eq!(d.iter().unwrap().map(|(k, _)| k).collect::<Vec<_>>(), vec![66, 67, 68, 1, 2]);
     d.del_item(&66).unwrap();
     assert!(d.del_item(&66).is_err());

@@ -30,7 +30,7 @@
 use procman::LocalManager;
 use procman::prelude::*;
 use procman::shm::Queue as ShmQueue;
-use procman::sync::{QueueProxy, SyncTypes};
+use procman::sync::QueueProxy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hint::black_box;

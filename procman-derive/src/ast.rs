@@ -9,8 +9,8 @@ use proc_macro2::Span;
 use quote::format_ident;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Block, DeriveInput, FnArg, Generics, Ident, ImplItem, ItemImpl, ItemStruct, Pat, ReturnType, Signature,
-    Type, Visibility,
+    Attribute, Block, DeriveInput, FnArg, Generics, Ident, ImplItem, ItemImpl, ItemStruct, LitStr, Pat, ReturnType,
+    Signature, Type, Visibility,
 };
 
 /// A type with `#[derive(Shared)]`.
@@ -43,6 +43,9 @@ pub(crate) struct SharedImpl {
     pub(crate) methods: Vec<Method>,
     /// The proxy type (`FooProxy<T>` for `Foo<T>`); `None` when the self type is no path.
     pub(crate) proxy_ty: Option<Type>,
+    /// The `#[shared(client)]` methods, taken out of the block: they become methods of the
+    /// proxy, run in the caller's process.
+    pub(crate) client_methods: Vec<syn::ImplItemFn>,
 }
 
 /// A fn of a `#[shared]` impl block.
@@ -89,19 +92,30 @@ impl SharedImpl {
     pub(crate) fn from_syn(mut item: ItemImpl, args: ImplArgs, errors: &mut Errors) -> Self {
         let exposed_list = args.exposed;
         let mut methods = Vec::new();
-        for impl_item in &mut item.items {
-            match impl_item {
+        let mut client_methods = Vec::new();
+        let mut kept = Vec::new();
+        for mut impl_item in std::mem::take(&mut item.items) {
+            match &mut impl_item {
                 ImplItem::Fn(f) => {
                     let attrs = attr::method_attrs(&mut f.attrs, errors);
+                    if let Some(span) = attrs.client {
+                        client_method_shape(f, &attrs, span, errors);
+                        if let ImplItem::Fn(f) = impl_item {
+                            client_methods.push(f);
+                        }
+                        continue;
+                    }
                     methods.push(Method::from_syn(&f.attrs, &f.vis, &f.sig, attrs, exposed_list.as_deref()));
                 }
                 ImplItem::Const(c) => no_helper(&mut c.attrs, errors),
                 ImplItem::Type(t) => no_helper(&mut t.attrs, errors),
                 _ => {}
             }
+            kept.push(impl_item);
         }
+        item.items = kept;
         let proxy_ty = proxy_type(&item.self_ty);
-        SharedImpl { item, exposed_list, methods, proxy_ty }
+        SharedImpl { item, exposed_list, methods, proxy_ty, client_methods }
     }
 
     /// The methods that get a proxy twin and a dispatch arm.
@@ -112,6 +126,29 @@ impl SharedImpl {
     /// The method marked `#[shared(on_disconnect)]`.
     pub(crate) fn on_disconnect(&self) -> Option<&Method> {
         self.methods.iter().find(|m| m.attrs.on_disconnect.is_some() && m.ok)
+    }
+}
+
+/// A `#[shared(client)]` method takes `&self` (the proxy) and no other option.
+fn client_method_shape(f: &syn::ImplItemFn, attrs: &MethodAttrs, span: Span, errors: &mut Errors) {
+    use crate::symbol::{CLIENT, ON_DISCONNECT, PROXY, RENAME, SKIP};
+    let others = [(attrs.skip, SKIP), (attrs.proxy, PROXY), (attrs.on_disconnect, ON_DISCONNECT)];
+    for (other, name) in others {
+        if other.is_some() {
+            errors.error_at(span, format_args!("`{CLIENT}` cannot be combined with `{name}`"));
+        }
+    }
+    if let Some(rename) = &attrs.rename {
+        errors
+            .error(rename, format_args!("`{RENAME}` has no effect on a `{CLIENT}` method: it never crosses the wire"));
+    }
+    if receiver(&f.sig) != Receiver::Shared {
+        errors.error(
+            &f.sig.ident,
+            format_args!(
+                "a `{CLIENT}` method takes `&self`: it runs in the caller's process, where `self` is the proxy"
+            ),
+        );
     }
 }
 
@@ -150,6 +187,7 @@ impl Method {
                     && receiver != Receiver::None
                     && helper.skip.is_none()
                     && helper.on_disconnect.is_none()
+                    && helper.client.is_none()
             }
         };
         Method {
@@ -168,6 +206,11 @@ impl Method {
 
     pub(crate) fn ident(&self) -> &Ident {
         &self.sig.ident
+    }
+
+    /// The method's name on the wire: `#[shared(rename = "...")]`, or its Rust name.
+    pub(crate) fn wire_name(&self) -> String {
+        self.attrs.rename.as_ref().map_or_else(|| self.sig.ident.to_string(), LitStr::value)
     }
 
     /// The span of the receiver, or of the name for an associated fn.

@@ -4,7 +4,7 @@
 //! mistake: a duplicate key errors at the second occurrence, an unknown key at the key.
 
 use crate::ctxt::Errors;
-use crate::symbol::{EXPOSED, MANAGER, ON_DISCONNECT, PROXY, SHARED, SINGLETON, SKIP, SYNC, TYPEID};
+use crate::symbol::{CLIENT, EXPOSED, MANAGER, ON_DISCONNECT, PROXY, RENAME, SHARED, SINGLETON, SKIP, SYNC, TYPEID};
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
@@ -24,6 +24,10 @@ pub(crate) struct MethodAttrs {
     pub(crate) skip: Option<Span>,
     pub(crate) proxy: Option<Span>,
     pub(crate) on_disconnect: Option<Span>,
+    /// `client`: the method runs in the caller's process, on the proxy.
+    pub(crate) client: Option<Span>,
+    /// `rename = "..."`: the method's name on the wire.
+    pub(crate) rename: Option<LitStr>,
 }
 
 /// `#[manager(...)]` on a manager struct.
@@ -80,7 +84,7 @@ pub(crate) fn impl_args(args: TokenStream, errors: &mut Errors) -> ImplArgs {
 }
 
 fn is_method_key(meta: &ParseNestedMeta<'_>) -> bool {
-    [SKIP, PROXY, ON_DISCONNECT].iter().any(|key| meta.path.is_ident(key))
+    [SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME].iter().any(|key| meta.path.is_ident(key))
 }
 
 /// Takes the `#[shared(...)]` attributes out of `attrs` and parses them.
@@ -88,15 +92,29 @@ pub(crate) fn method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> M
     let mut out = MethodAttrs::default();
     for attr in take_helper_attrs(attrs, SHARED) {
         let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident(RENAME) {
+                if out.rename.is_some() {
+                    errors.push(meta.error(format_args!("duplicate `{RENAME}`")));
+                    return skip_value(&meta);
+                }
+                let value: LitStr = meta.value()?.parse()?;
+                if value.value().is_empty() {
+                    errors.error(&value, "a method's wire name cannot be empty");
+                }
+                out.rename = Some(value);
+                return Ok(());
+            }
             let slot = if meta.path.is_ident(SKIP) {
                 &mut out.skip
             } else if meta.path.is_ident(PROXY) {
                 &mut out.proxy
             } else if meta.path.is_ident(ON_DISCONNECT) {
                 &mut out.on_disconnect
+            } else if meta.path.is_ident(CLIENT) {
+                &mut out.client
             } else {
                 let hint = if meta.path.is_ident(EXPOSED) { "; `exposed(...)` goes on the impl block" } else { "" };
-                return unknown_key(&meta, errors, SHARED, &[SKIP, PROXY, ON_DISCONNECT], hint);
+                return unknown_key(&meta, errors, SHARED, &[SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME], hint);
             };
             flag(slot, &meta, errors)
         });

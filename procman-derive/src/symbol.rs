@@ -14,6 +14,12 @@ pub(crate) const PROXY: &str = "proxy";
 /// `#[shared(on_disconnect)]` on a method: called when a client connection closes.
 pub(crate) const ON_DISCONNECT: &str = "on_disconnect";
 
+/// `#[shared(rename = "...")]` on a method: its name on the wire (and in `exposed` lists of
+/// other programs), when it differs from the Rust name.
+pub(crate) const RENAME: &str = "rename";
+/// `#[shared(client)]` on a method: it runs in the caller's process, as a method of the proxy.
+pub(crate) const CLIENT: &str = "client";
+
 /// `#[manager(sync)]` on a manager struct: the manager also serves the built-in types.
 pub(crate) const SYNC: &str = "sync";
 /// `#[manager(typeid = "...")]` on a creator.

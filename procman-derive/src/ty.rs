@@ -282,3 +282,88 @@ pub(crate) fn param_names(generics: &syn::Generics) -> BTreeSet<Ident> {
         })
         .collect()
 }
+
+/// True when `path` is `Encoded<X>` (any prefix): a value the proxy encodes for the server,
+/// which stores it as bytes.
+fn encoded_arg(path: &syn::TypePath) -> Option<&Type> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Encoded" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        // `Encoded<Opaque>` stays encoded on both sides: the server does not know the type.
+        [GenericArgument::Type(Type::Path(inner))]
+            if inner.path.segments.last().is_some_and(|s| s.ident == "Opaque") =>
+        {
+            None
+        }
+        [GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
+    }
+}
+
+/// True when `ty` contains `Encoded<X>` somewhere: the proxy converts it with `Form`.
+pub(crate) fn mentions_encoded(ty: &Type) -> bool {
+    struct Find(bool);
+    impl<'ast> Visit<'ast> for Find {
+        fn visit_type_path(&mut self, node: &'ast syn::TypePath) {
+            if encoded_arg(node).is_some() {
+                self.0 = true;
+            }
+            syn::visit::visit_type_path(self, node);
+        }
+    }
+    let mut find = Find(false);
+    find.visit_type(ty);
+    find.0
+}
+
+/// The type the proxy's user sees for `ty`: every `Encoded<X>` replaced by `X`
+/// (`Option<Encoded<V>>` -> `Option<V>`). `Form::Client` is the same type, computed by traits.
+pub(crate) fn client_type(ty: &Type) -> Type {
+    struct Replace;
+    impl VisitMut for Replace {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::Path(path) = ty
+                && let Some(inner) = encoded_arg(path)
+            {
+                *ty = inner.clone();
+                self.visit_type_mut(ty);
+                return;
+            }
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    let mut ty = ty.clone();
+    Replace.visit_type_mut(&mut ty);
+    ty
+}
+
+/// `ty` with the type parameters `params` replaced by `with`: a generic creator's server side
+/// instantiates them with `procman::Opaque`.
+pub(crate) fn replace_params(ty: &Type, params: &BTreeSet<Ident>, with: &Type) -> Type {
+    struct Replace<'a> {
+        params: &'a BTreeSet<Ident>,
+        with: &'a Type,
+    }
+    impl VisitMut for Replace<'_> {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::Path(path) = ty
+                && path.qself.is_none()
+                && let Some(ident) = path.path.get_ident()
+                && self.params.contains(ident)
+            {
+                *ty = self.with.clone();
+                return;
+            }
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    let mut ty = ty.clone();
+    Replace { params, with }.visit_type_mut(&mut ty);
+    ty
+}

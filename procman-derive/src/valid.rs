@@ -4,7 +4,7 @@
 
 use crate::ast::{Creator, ManagerImpl, ManagerStruct, Method, Receiver, SharedImpl, SharedType};
 use crate::ctxt::Errors;
-use crate::symbol::{EXPOSED, ON_DISCONNECT, PROXY, SINGLETON, SKIP};
+use crate::symbol::{EXPOSED, ON_DISCONNECT, PROXY, RENAME, SINGLETON, SKIP};
 use std::collections::BTreeSet;
 use syn::{Fields, GenericParam, Generics, Signature, Type};
 
@@ -62,9 +62,20 @@ pub(crate) fn shared_impl(model: &mut SharedImpl, errors: &mut Errors) {
     }
 
     let mut on_disconnect_seen = false;
+    let mut wire_names = BTreeSet::new();
     for method in &mut model.methods {
         let mut method_errors = Errors::default();
         helper_conflicts(method, model.exposed_list.is_some(), &mut method_errors);
+        if method.exposed && !wire_names.insert(method.wire_name()) {
+            let message = format_args!(
+                "two exposed methods have the wire name `{}`: each needs its own (`#[shared({RENAME} = \"...\")]`)",
+                method.wire_name()
+            );
+            match &method.attrs.rename {
+                Some(rename) => method_errors.error(rename, message),
+                None => method_errors.error(method.ident(), message),
+            }
+        }
         if method.attrs.on_disconnect.is_some() {
             if on_disconnect_seen {
                 let span = method.attrs.on_disconnect.unwrap_or_else(|| method.ident().span());
@@ -110,6 +121,11 @@ fn helper_conflicts(method: &Method, has_list: bool, errors: &mut Errors) {
             skip,
             format_args!("`{}` is named in `{EXPOSED}(...)`; remove it there or remove `{SKIP}`", method.ident()),
         );
+    }
+    if let Some(rename) = &attrs.rename
+        && !method.exposed
+    {
+        errors.error(rename, format_args!("`{RENAME}` on a method that is not exposed: it has no wire name"));
     }
     if let Some(proxy) = attrs.proxy
         && !method.exposed
@@ -268,7 +284,24 @@ pub(crate) fn manager_impl(model: &mut ManagerImpl, errors: &mut Errors) {
 }
 
 fn creator_shape(creator: &Creator, errors: &mut Errors) {
-    plain_fn(&creator.sig, "a creator", errors);
+    // A creator may have type parameters: the client picks them, the server creates the
+    // object with `procman::Opaque` for each (see `procman::Encoded`).
+    let mut sig = creator.sig.clone();
+    let generics = std::mem::take(&mut sig.generics);
+    for param in &generics.params {
+        match param {
+            GenericParam::Type(_) => {}
+            GenericParam::Lifetime(lifetime) => errors.error(
+                lifetime,
+                "a creator cannot have lifetime parameters: its arguments are decoded into owned values",
+            ),
+            GenericParam::Const(param) => errors.error(
+                param,
+                "a creator cannot have const parameters: the manager creates the object without knowing them",
+            ),
+        }
+    }
+    plain_fn(&sig, "a creator", errors);
     if let (None, Some(span)) = (&creator.body, creator.helper.singleton) {
         errors.error_at(
             span,

@@ -5,6 +5,7 @@ pub use postcard;
 pub use serde;
 
 pub use crate::child::ChildEntry;
+pub use crate::encoded::Form;
 pub use crate::manager::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Referent};
@@ -33,6 +34,13 @@ impl ArgsBuf {
     /// arguments pushed one by one decode as a tuple.
     pub fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
         wire::encode_into(value, &mut self.bytes, "an argument")
+    }
+
+    /// Appends a slice argument whose elements the proxy converts (`&[Encoded<T>]` in the
+    /// server's signature, `&[T]` in the proxy's).
+    pub fn push_forms<F: Form>(&mut self, values: &[F::Client]) -> Result<()> {
+        let forms = values.iter().map(F::from_client).collect::<Result<Vec<F>>>()?;
+        self.push::<[F]>(&forms)
     }
 
     /// The encoded bytes.
@@ -85,6 +93,11 @@ impl<'a> ArgsReader<'a> {
 pub fn call<P: Proxy, R: DeserializeOwned>(proxy: &P, method: &str, args: ArgsBuf) -> Result<R> {
     let bytes = proxy.base().call_raw(method, args.into_bytes())?;
     wire::decode::<R>(&bytes, format_args!("the result of `{method}`"))
+}
+
+/// Calls `method` and converts its result with [`Form`] (`Encoded<T>` to `T`, ...).
+pub fn call_form<P: Proxy, F: Form>(proxy: &P, method: &str, args: ArgsBuf) -> Result<F::Client> {
+    call::<P, F>(proxy, method, args)?.into_client()
 }
 
 /// Calls `method`, whose result is a new shared object in the server, and returns its proxy.

@@ -52,7 +52,7 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
 
     let names = model.exposed().map(|m| {
         let cfgs = &m.cfgs;
-        let name = m.ident().to_string();
+        let name = m.wire_name();
         quote!(#(#cfgs)* #name)
     });
     let arms = model.exposed().map(dispatch_arm);
@@ -180,8 +180,36 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
     for arg in args {
         let name = &arg.name;
         let ty = ty::replace_self(&arg.ty, self_ty);
-        out.params.push(quote!(#name: #ty));
         let span = arg.ty.span();
+        let elem = match kind(arg) {
+            ArgKind::Str => None,
+            ArgKind::Slice(elem) | ArgKind::Ref(elem) => Some(elem),
+            ArgKind::Owned => Some(&arg.ty),
+        };
+        if let Some(elem) = elem.filter(|elem| ty::mentions_encoded(elem)) {
+            // `Encoded<X>` in the server's signature: the proxy takes an `X` and encodes it.
+            let form = ty::replace_self(elem, self_ty);
+            let client = ty::client_type(&form);
+            // With the `Client` named: a bare `Form` bound would hide the impl that says what
+            // the client type is.
+            out.bounds.push(bound(&form, &arg.ty, quote!(::procman::__private::Form<Client = #client>)));
+            let buf = at(buf, span);
+            let (param, push) = match kind(arg) {
+                ArgKind::Owned => (
+                    quote!(#client),
+                    quote_spanned!(span=> #buf.push::<#form>(&<#form as ::procman::__private::Form>::from_client(&#name)?)?;),
+                ),
+                ArgKind::Ref(_) => (
+                    quote!(&#client),
+                    quote_spanned!(span=> #buf.push::<#form>(&<#form as ::procman::__private::Form>::from_client(#name)?)?;),
+                ),
+                _ => (quote!(&[#client]), quote_spanned!(span=> #buf.push_forms::<#form>(#name)?;)),
+            };
+            out.params.push(quote!(#name: #param));
+            out.pushes.push(push);
+            continue;
+        }
+        out.params.push(quote!(#name: #ty));
         let (pushed, value) = match kind(arg) {
             ArgKind::Str => (quote_spanned!(span=> ::core::primitive::str), quote!(#name)),
             ArgKind::Slice(elem) => {
@@ -246,7 +274,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// One arm of the `call` match.
 fn dispatch_arm(method: &Method) -> TokenStream {
     let ident = method.ident();
-    let name = ident.to_string();
+    let name = method.wire_name();
     let cfgs = &method.cfgs;
     let (this, args, method_var, cx) = (local("__this"), local("__args"), local("__method"), local("__cx"));
     let reader = local("__reader");
@@ -372,6 +400,7 @@ fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let params = ty::param_names(&item.generics);
     let methods = model.exposed().map(|m| proxy_method(m, self_ty, &params));
+    let client_methods = &model.client_methods;
     // Lints about the methods' names and shapes are the user's to settle on the type itself;
     // the proxy only mirrors them.
     quote! {
@@ -384,6 +413,7 @@ fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
         )]
         impl #impl_generics #proxy_ty #where_clause {
             #(#methods)*
+            #(#client_methods)*
         }
     }
 }
@@ -392,7 +422,7 @@ fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> To
     let forwarded = &method.forwarded;
     let vis = &method.vis;
     let ident = method.ident();
-    let name = ident.to_string();
+    let name = method.wire_name();
     let buf = local("__args");
     let ProxyArgs { params: inputs, pushes, mut bounds } = proxy_args(&method.args, self_ty, params, &buf);
     let mutable = (!pushes.is_empty()).then(|| quote!(mut));
@@ -406,6 +436,13 @@ fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> To
             let out = quote!(<#shared as ::procman::Shared>::Proxy);
             let call = quote!(::procman::__private::call_proxy::<Self, #out>);
             (out, call)
+        }
+        Some(ok) if ty::mentions_encoded(&ty::owned(ok)) => {
+            // `Encoded<X>` in the server's result: the proxy decodes the `X`.
+            let form = ty::owned(&ty::replace_self(ok, self_ty));
+            let client = ty::client_type(&form);
+            bounds.push(bound(&form, ok, quote!(::procman::__private::Form<Client = #client>)));
+            (client.into_token_stream(), quote!(::procman::__private::call_form::<Self, #form>))
         }
         Some(ok) => {
             let owned = ty::owned(&ty::replace_self(ok, self_ty));

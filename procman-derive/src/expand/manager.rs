@@ -30,11 +30,22 @@ pub(super) fn expand_struct(model: &ManagerStruct) -> TokenStream {
 fn manager_handle(model: &ManagerStruct) -> TokenStream {
     let item = &model.item;
     let (attrs, vis, struct_token, ident) = (&item.attrs, &item.vis, &item.struct_token, &item.ident);
+    let base = base_type(model);
     quote! {
         #(#attrs)*
         #vis #struct_token #ident {
-            __base: ::procman::BaseManager,
+            __base: #base,
         }
+    }
+}
+
+/// What the handle holds and dereferences to: a `SyncManager` for `#[manager(sync)]` (so the
+/// built-in creators are its methods, as a Python manager subclasses `SyncManager`), else the
+/// untyped `BaseManager`.
+fn base_type(model: &ManagerStruct) -> TokenStream {
+    match model.args.sync {
+        Some(span) => quote_spanned!(span=> ::procman::sync::SyncManager),
+        None => quote!(::procman::BaseManager),
     }
 }
 
@@ -68,9 +79,20 @@ fn manager_trait_impl(model: &ManagerStruct) -> TokenStream {
     let sync_types = match model.args.sync {
         Some(span) => quote_spanned!(span=>
             #[automatically_derived]
-            impl ::procman::sync::SyncTypes for #ident {}
+            impl ::procman::sync::SyncTypes for #ident {
+                fn sync(&self) -> &::procman::sync::SyncManager {
+                    &self.__base
+                }
+            }
         ),
         None => quote!(),
+    };
+    let (from_base, base) = match model.args.sync {
+        Some(_) => (
+            quote!(<::procman::sync::SyncManager as ::procman::Manager>::from_base(base)),
+            quote!(::procman::Manager::base(&self.__base)),
+        ),
+        None => (quote!(base), quote!(&self.__base)),
     };
     quote! {
         #[automatically_derived]
@@ -80,11 +102,11 @@ fn manager_trait_impl(model: &ManagerStruct) -> TokenStream {
             const INCLUDES: &'static [&'static ::core::primitive::str] = &[#includes];
 
             fn from_base(base: ::procman::BaseManager) -> Self {
-                #ident { __base: base }
+                #ident { __base: #from_base }
             }
 
             fn base(&self) -> &::procman::BaseManager {
-                &self.__base
+                #base
             }
         }
 
@@ -94,6 +116,7 @@ fn manager_trait_impl(model: &ManagerStruct) -> TokenStream {
 
 fn manager_deref(model: &ManagerStruct) -> TokenStream {
     let ident = &model.item.ident;
+    let base = base_type(model);
     quote! {
         #[automatically_derived]
         impl ::core::clone::Clone for #ident {
@@ -106,9 +129,9 @@ fn manager_deref(model: &ManagerStruct) -> TokenStream {
 
         #[automatically_derived]
         impl ::core::ops::Deref for #ident {
-            type Target = ::procman::BaseManager;
+            type Target = #base;
 
-            fn deref(&self) -> &::procman::BaseManager {
+            fn deref(&self) -> &#base {
                 &self.__base
             }
         }
@@ -205,13 +228,19 @@ fn client_method(creator: &Creator) -> TokenStream {
     let typeid = &creator.typeid;
     let buf = local("__args");
     let self_ty: Type = syn::parse_quote!(Self);
-    let ProxyArgs { params, pushes, mut bounds } = proxy_args(&creator.args, &self_ty, &Default::default(), &buf);
+    let type_params = crate::ty::param_names(&creator.sig.generics);
+    let ProxyArgs { params, pushes, mut bounds } = proxy_args(&creator.args, &self_ty, &type_params, &buf);
     bounds.push(bound(shared, shared, quote!(::procman::Shared)));
+    if let Some(where_clause) = &creator.sig.generics.where_clause {
+        bounds.extend(where_clause.predicates.iter().map(|p| quote!(#p)));
+    }
     let mutable = (!pushes.is_empty()).then(|| quote!(mut));
     let proxy = quote!(<#shared as ::procman::Shared>::Proxy);
+    let generic_params = &creator.sig.generics.params;
+    let generics = (!generic_params.is_empty()).then(|| quote!(<#generic_params>));
     quote! {
         #(#forwarded)*
-        #vis fn #ident(&self, #(#params),*) -> ::procman::Result<#proxy>
+        #vis fn #ident #generics(&self, #(#params),*) -> ::procman::Result<#proxy>
         where
             #(#bounds),*
         {
@@ -225,12 +254,29 @@ fn client_method(creator: &Creator) -> TokenStream {
 /// Decodes the arguments, calls the creator's body and wraps the new object.
 fn trampoline(creator: &Creator) -> TokenStream {
     let Some(shared) = shared_type(creator) else { return quote!() };
+    // The server creates a generic creator's object with `procman::Opaque` for each parameter.
+    let type_params = crate::ty::param_names(&creator.sig.generics);
+    let opaque: Type = syn::parse_quote!(::procman::Opaque);
+    let erased = |ty: &Type| crate::ty::replace_params(ty, &type_params, &opaque);
+    let shared = &erased(shared);
+    let server_args: Vec<crate::ast::Arg> = creator
+        .args
+        .iter()
+        .map(|arg| {
+            let ty = erased(&arg.ty);
+            crate::ast::Arg { name: arg.name.clone(), kind: crate::ty::classify_arg(&ty), ty }
+        })
+        .collect();
+    let turbofish = (!type_params.is_empty()).then(|| {
+        let opaques = type_params.iter().map(|_| &opaque);
+        quote!(::<#(#opaques),*>)
+    });
     let fallible = creator.ret.as_ref().is_ok_and(|ret| ret.fallible);
     let cfgs = &creator.cfgs;
     let (name, body) = (creator.trampoline_ident(), creator.body_ident());
     let typeid = &creator.typeid;
     let (args, reader, value, error) = (local("__args"), local("__reader"), local("__value"), local("__error"));
-    let (decode, pass) = decode_args(&creator.args, &reader);
+    let (decode, pass) = decode_args(&server_args, &reader);
     let mutable = (!creator.args.is_empty()).then(|| quote!(mut));
     let unwrap = fallible.then(|| {
         let output = &creator.sig.output;
@@ -256,7 +302,7 @@ fn trampoline(creator: &Creator) -> TokenStream {
             let #mutable #reader = ::procman::__private::ArgsReader::new(#args, #typeid);
             #(#decode)*
             #reader.finish()?;
-            let #value = Self::#body(#(#pass),*);
+            let #value = Self::#body #turbofish(#(#pass),*);
             #unwrap
             #object
         }

@@ -1,0 +1,85 @@
+//! What the primitives share: waiting on a condition variable with a deadline while watching
+//! that the caller is still connected, and what a condition needs of its lock.
+//!
+//! Ownership follows CPython: a `Lock` may be released by anyone, an `RLock` only by the client
+//! thread that holds it (its connection). Unlike CPython, a holder whose connection closes
+//! (its thread or process ended, SIGKILL included) does not deadlock the others: the lock is
+//! released and the next acquirer gets [`Error::Abandoned`] while holding it.
+
+use crate::error::{Error, Result};
+use crate::shared::Caller;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How often a blocked call checks that its caller is still connected.
+const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
+/// Waits on `cv` until `done(state)` or the deadline; returns the guard and whether `done`.
+///
+/// In a server, a caller whose connection closed while it waited (its process died) stops
+/// waiting with `Error::ConnectionLost`, so it cannot, say, take an item from a queue that
+/// nobody would receive.
+pub(crate) fn wait_until<'a, T>(
+    cv: &Condvar,
+    mut g: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    mut done: impl FnMut(&mut T) -> bool,
+) -> Result<(MutexGuard<'a, T>, bool)> {
+    let watched = crate::server::caller_connection_watched();
+    loop {
+        if done(&mut g) {
+            return Ok((g, true));
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok((g, false));
+        }
+        let slice = match (deadline, watched) {
+            (None, false) => None,
+            (None, true) => Some(LIVENESS_SLICE),
+            (Some(d), false) => Some(d - now),
+            (Some(d), true) => Some((d - now).min(LIVENESS_SLICE)),
+        };
+        g = match slice {
+            None => cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            Some(s) => cv.wait_timeout(g, s).unwrap_or_else(|e| e.into_inner()).0,
+        };
+        if watched && crate::server::caller_gone() {
+            return Err(Error::ConnectionLost {
+                address: "the caller".into(),
+                reason: "the caller disconnected while waiting".into(),
+            });
+        }
+    }
+}
+
+/// The deadline of a call: `None` waits forever; a non-blocking call with a timeout is an
+/// error, as in CPython.
+pub(crate) fn deadline(blocking: bool, timeout: Option<Duration>) -> Result<Option<Instant>> {
+    match (blocking, timeout) {
+        (false, Some(_)) => Err(Error::usage("can't specify a timeout for a non-blocking call")),
+        (false, None) => Ok(Some(Instant::now())),
+        (true, t) => Ok(t.map(|t| Instant::now() + t)),
+    }
+}
+
+/// The caller of the running method (its client thread's connection).
+pub(crate) fn me() -> Option<Caller> {
+    Caller::current()
+}
+
+/// What a condition needs of its lock.
+pub(crate) trait Acquirer: Send + Sync {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool>;
+    fn release(&self) -> Result<()>;
+    /// True when the calling connection may wait or notify.
+    fn is_owned(&self) -> bool;
+    /// Releases fully for a wait; returns what `restore` needs.
+    fn release_save(&self) -> Result<usize>;
+    fn restore(&self, saved: usize);
+    fn connection_closed(&self, caller: Caller);
+}

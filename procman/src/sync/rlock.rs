@@ -1,0 +1,175 @@
+//! [`RLock`]: CPython's `threading.RLock`, held by a manager.
+
+use super::core::{Acquirer, deadline, lock, me, wait_until};
+use super::{LockGuard, SyncManager};
+use crate::error::{Error, Result};
+use crate::shared::Caller;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A re-entrant lock held by a manager (CPython's `threading.RLock`), owned by the client
+/// thread that acquired it: that thread may acquire it again, and only it may release it.
+///
+/// ```
+/// use procman::sync::SyncManager;
+///
+/// procman::init();
+/// let m = SyncManager::new().serve_in_background()?;
+/// let lock = m.rlock()?;
+/// lock.acquire(true, None)?;
+/// lock.acquire(true, None)?; // the same thread again
+/// assert_eq!(lock.state()?, (true, 2));
+/// lock.release()?;
+/// lock.release()?;
+/// # Ok::<(), procman::Error>(())
+/// ```
+#[derive(Debug, Default, crate::Shared)]
+pub struct RLock {
+    core: Arc<RLockCore>,
+}
+
+#[crate::shared]
+impl RLock {
+    /// Acquires the lock, or acquires it once more when the calling thread holds it: waits
+    /// while another thread holds it (not at all when `blocking` is false; at most `timeout`).
+    /// Returns whether it was acquired. [`Error::Abandoned`] as for [`Lock`](super::Lock).
+    pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        self.core.acquire(blocking, timeout)
+    }
+
+    /// Releases the lock once; [`Error::NotHeld`] when the calling thread does not hold it.
+    pub fn release(&self) -> Result<()> {
+        self.core.release()
+    }
+
+    /// Whether some client thread holds the lock, and how many times.
+    pub fn state(&self) -> (bool, usize) {
+        self.core.describe()
+    }
+
+    /// Acquires the lock, waiting as long as needed, and returns a guard that releases it once
+    /// when dropped.
+    #[shared(client)]
+    pub fn guard(&self) -> Result<LockGuard<'_, Self>> {
+        LockGuard::acquire(self)
+    }
+
+    #[shared(on_disconnect)]
+    fn disconnected(&self, caller: Caller) {
+        self.core.connection_closed(caller);
+    }
+}
+
+impl RLock {
+    pub(crate) fn core(&self) -> Arc<dyn Acquirer> {
+        self.core.clone()
+    }
+}
+
+#[crate::manager]
+impl SyncManager {
+    /// A new [`RLock`] (Python's `manager.RLock()`).
+    #[manager(typeid = "RLock")]
+    pub fn rlock() -> RLock {
+        RLock::default()
+    }
+}
+
+fn not_owner(what: &str) -> Error {
+    Error::NotHeld { object: "RLock".into(), reason: format!("{what} of a lock the calling thread has not acquired") }
+}
+
+#[derive(Debug, Default)]
+struct RLockState {
+    owner: Option<Caller>,
+    count: usize,
+    abandoned: bool,
+}
+
+/// A re-entrant lock (CPython's `threading.RLock`), owned by the calling client thread.
+#[derive(Debug, Default)]
+pub(crate) struct RLockCore {
+    state: Mutex<RLockState>,
+    cv: Condvar,
+}
+
+impl RLockCore {
+    pub(crate) fn describe(&self) -> (bool, usize) {
+        let g = lock(&self.state);
+        (g.owner.is_some(), g.count)
+    }
+}
+
+impl Acquirer for RLockCore {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = deadline(blocking, timeout)?;
+        let caller = me();
+        let mut g = lock(&self.state);
+        if g.count > 0 && g.owner == caller {
+            g.count += 1;
+            return Ok(true);
+        }
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, |s| s.count == 0)?;
+        if !ok {
+            return Ok(false);
+        }
+        g.owner = caller;
+        g.count = 1;
+        if std::mem::take(&mut g.abandoned) {
+            return Err(Error::Abandoned);
+        }
+        Ok(true)
+    }
+
+    fn release(&self) -> Result<()> {
+        let mut g = lock(&self.state);
+        if g.count == 0 || g.owner != me() {
+            return Err(not_owner("release"));
+        }
+        g.count -= 1;
+        if g.count == 0 {
+            g.owner = None;
+            drop(g);
+            self.cv.notify_one();
+        }
+        Ok(())
+    }
+
+    fn is_owned(&self) -> bool {
+        let g = lock(&self.state);
+        g.count > 0 && g.owner == me()
+    }
+
+    fn release_save(&self) -> Result<usize> {
+        let mut g = lock(&self.state);
+        if g.count == 0 || g.owner != me() {
+            return Err(not_owner("release"));
+        }
+        let n = std::mem::take(&mut g.count);
+        g.owner = None;
+        drop(g);
+        self.cv.notify_one();
+        Ok(n)
+    }
+
+    fn restore(&self, saved: usize) {
+        let caller = me();
+        let mut g = lock(&self.state);
+        while g.count != 0 {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.owner = caller;
+        g.count = saved.max(1);
+    }
+
+    fn connection_closed(&self, caller: Caller) {
+        let mut g = lock(&self.state);
+        if g.count > 0 && g.owner == Some(caller) {
+            g.count = 0;
+            g.owner = None;
+            g.abandoned = true;
+            drop(g);
+            self.cv.notify_one();
+        }
+    }
+}
