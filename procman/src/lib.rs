@@ -53,18 +53,25 @@
 //! }
 //! ```
 //!
-//! # From Python's `processing` to procman
+//! # From Python to procman
 //!
-//! | `processing` | procman |
-//! | --- | --- |
-//! | `CreatorMethod(callable, typeid=…)` | a `fn` in a `#[manager]` impl; typeid = the fn's name or `#[manager(typeid = "…")]`; a fn without a body declares a typeid for clients of a remote manager |
-//! | `exposed`, methods not starting with `_` | `#[shared]` exposes every `pub fn` taking `&self` / `&mut self`; `#[shared(skip)]`, `#[shared(exposed(a, b))]` |
-//! | `_callmethod(name, args)` | [`BaseProxy::call_method`] |
-//! | `repr(proxy)`, `_getvalue()` | [`BaseProxy::repr`], [`Proxy::get_value`] |
-//! | `BaseManager(address, authkey)` | `M::new().address(…).authkey(…)` ([`ManagerBuilder`]) |
-//! | `start()`, `serve_forever()`, `connect()`, `shutdown()`, `address` | [`ManagerBuilder::start`], [`ManagerBuilder::serve_forever`], [`ManagerBuilder::connect`], [`BaseManager::shutdown`], [`BaseManager::address`] |
-//! | `Process(target, args)` | [`Process::spawn`] |
-//! | `currentProcess().getAuthKey()` | [`authkey()`] |
+//! The specification is the manager chapter of Python's `processing` package; its living
+//! descendant is `multiprocessing.managers`. Both spellings map to one procman item:
+//!
+//! | `processing` | `multiprocessing` | procman |
+//! | --- | --- | --- |
+//! | `CreatorMethod(callable, typeid=…)` | `BaseManager.register(typeid, callable)` | a `fn` in a `#[manager]` impl; typeid = the fn's name or `#[manager(typeid = "…")]` |
+//! | `CreatorMethod(typeid=…)` without callable | `register(typeid)` on the client side | a `fn` without a body in a `#[manager]` impl |
+//! | `exposed`, methods not starting with `_` | `exposed=`, `method_to_typeid=` | `#[shared]` exposes every `pub fn` taking `&self` / `&mut self`; `#[shared(skip)]`, `#[shared(exposed(a, b))]`, `#[shared(proxy)]`, `#[shared(rename = "…")]` |
+//! | `_callmethod(name, args)` | `_callmethod(name, args)` | [`BaseProxy::call_method`] |
+//! | `repr(proxy)`, `_getvalue()` | `repr(proxy)`, `_getvalue()` | [`BaseProxy::repr`], [`Proxy::get_value`] |
+//! | `BaseManager(address, authkey)` | `BaseManager(address, authkey)` | `M::new().address(…).authkey(…)` ([`ManagerBuilder`]) |
+//! | `start()`, `serve_forever()`, `connect()`, `shutdown()`, `address` | the same, and `get_server()` | [`ManagerBuilder::start`], [`ManagerBuilder::serve_forever`], [`ManagerBuilder::connect`], [`BaseManager::shutdown`], [`BaseManager::address`] |
+//! | `processing.Manager()` | `multiprocessing.Manager()` | `SyncManager::new().start()` ([`sync::SyncManager`]) |
+//! | `m.Queue()`, `m.dict()`, `m.list()`, `m.Namespace()`, `m.Lock()`, … | the same, and `m.JoinableQueue()` | `m.queue::<T>(0)` (joinable), `m.dict::<K, V>()`, `m.list(&items)`, `m.namespace()`, `m.lock()`, … |
+//! | `class M(SyncManager)` | `class M(SyncManager)` | `#[manager(sync)] pub struct M;` |
+//! | `Process(target, args)` | `Process(target, args)` | [`Process::spawn`] |
+//! | `currentProcess().getAuthKey()` | `current_process().authkey` | [`authkey()`] |
 //!
 //! Where procman differs, it is on purpose:
 //!
@@ -78,8 +85,14 @@
 //! - A client process that dies gives back its references (Python leaks them), and a proxy
 //!   sent to another process holds a reference while in transit, so its object cannot be freed
 //!   before the receiver holds it.
+//! - A lock whose holder dies is released, and the next acquirer is told
+//!   ([`Error::Abandoned`]); Python deadlocks.
 //! - [`Process::spawn`] takes a `fn` (or a closure that captures nothing), not a registered
 //!   name: the child finds it at the same place in the same executable.
+//! - CPython's exceptions a caller acts on are variants: [`Error::Empty`], [`Error::Full`],
+//!   [`Error::NotHeld`] (`RuntimeError` of a release), [`Error::ReleasedTooManyTimes`] and
+//!   [`Error::TaskDoneTooManyTimes`] (`ValueError`), [`Error::BrokenBarrier`],
+//!   [`Error::NotFound`] (`KeyError`), [`Error::IndexOutOfRange`] (`IndexError`).
 //!
 //! # Processes
 //!
@@ -90,9 +103,41 @@
 //! # Wire and authentication
 //!
 //! Frames are a 4-byte length and postcard; the length is checked against a limit before any
-//! allocation. Both sides prove the key with HMAC-SHA256 over random challenges before anything
-//! else is read (see the `auth` module docs in the source). Each client thread has its own
-//! connection to each manager, so a blocking call blocks only that thread.
+//! allocation. Both sides prove the key with HMAC-SHA256 over random challenges of 32 bytes
+//! before anything else is read, and compare in constant time; a wrong key gives
+//! [`Error::Authentication`] and creates nothing. Each client thread has its own connection to
+//! each manager, so a blocking call blocks only that thread.
+//!
+//! # Architecture
+//!
+//! The crates: `procman` (this one, the runtime), `procman-derive` (the macros, re-exported
+//! here; generated code names only `::procman::__private`), `procman-shm` (the shared-memory
+//! arena of [`LocalManager`], re-exported as [`shm`]). Neither of the other two depends on
+//! anything of ours.
+//!
+//! The modules of the runtime, from the bottom up:
+//!
+//! - `error`, `address`, `wire` (framing and messages), `auth` (the handshake), `transport`
+//!   (sockets: the only module that makes socket system calls);
+//! - `encoded` ([`Encoded`], values held as bytes), `shared` (the [`Shared`], [`Proxy`] and
+//!   `Dispatch` traits), `registry` (creators and child roles, below both the server and the
+//!   processes that start it);
+//! - `server` (the object table, the connection loop, the pins of proxies stored in
+//!   containers), `client` (a thread's connection to a manager), `proxy` ([`BaseProxy`],
+//!   [`Token`]);
+//! - `manager` ([`BaseManager`], [`ManagerBuilder`]), `child` ([`Process`], re-execution),
+//!   `local` ([`LocalManager`]);
+//! - [`sync`]: the built-in types, written with the macros like a user's types.
+//!
+//! A call's path: `counter.incr(2)` on a `CounterProxy` (generated by `#[shared]`) encodes its
+//! arguments with postcard into a request `Call { id, method: "incr", args }`, which the
+//! calling thread's connection (`client`) frames and writes to the manager's socket. The
+//! manager's thread for that connection (`server`) reads the frame (length checked first),
+//! finds the object by id, and calls `Dispatch::call` — the generated `match` on the method
+//! name — which decodes the arguments, runs `Counter::incr` under the referent's write lock,
+//! and encodes the result. The reply travels back the same way and the proxy method decodes
+//! it; a panic in the method becomes [`Error::Remote`], and the manager goes on.
+//!
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -136,6 +181,7 @@ pub use procman_derive::{Shared, main, manager, shared};
 
 /// The shared-memory arena and its objects (the `procman-shm` crate), which a
 /// [`LocalManager`] creates.
+#[doc(inline)]
 pub use procman_shm as shm;
 
 /// The names most programs use: `use procman::prelude::*;`.

@@ -11,7 +11,6 @@ pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Referent};
 
 use crate::error::{Error, Result};
-use crate::proxy::BaseProxy;
 use crate::shared::{Proxy, Shared};
 use crate::wire;
 use serde::Serialize;
@@ -127,24 +126,9 @@ pub fn object<T: Dispatch>(value: T) -> Object {
     crate::server::new_object(value)
 }
 
-/// Compile-time check: an argument can be sent to the server.
-pub fn assert_arg<T: ?Sized + Serialize>() {}
-
-/// Compile-time check: an argument can be received in the server.
-pub fn assert_arg_owned<T: DeserializeOwned>() {}
-
-/// Compile-time check: a return value can travel back.
-pub fn assert_return<T: Serialize + DeserializeOwned>() {}
-
-/// Compile-time check: a creator or `#[shared(proxy)]` method returns a shared type.
-pub fn assert_shared<T: Shared>() {}
-
-/// The untyped proxy a generated proxy wraps.
-pub type Base = BaseProxy;
-
-/// Autoref specialization: `(&&Repr(x)).procman_repr()` uses `Debug` when the type has it.
+/// Autoref probe: `(&&ReprProbe(x)).procman_repr()` uses `Debug` when the type has it.
 #[derive(Debug)]
-pub struct Repr<'a, T>(pub &'a T);
+pub struct ReprProbe<'a, T>(pub &'a T);
 
 /// Chosen when the type is `Debug`.
 pub trait ReprDebug {
@@ -152,7 +136,7 @@ pub trait ReprDebug {
     fn procman_repr(&self) -> String;
 }
 
-impl<T: std::fmt::Debug> ReprDebug for &Repr<'_, T> {
+impl<T: std::fmt::Debug> ReprDebug for &ReprProbe<'_, T> {
     fn procman_repr(&self) -> String {
         format!("{:?}", self.0)
     }
@@ -164,16 +148,16 @@ pub trait ReprName {
     fn procman_repr(&self) -> String;
 }
 
-impl<T> ReprName for Repr<'_, T> {
+impl<T> ReprName for ReprProbe<'_, T> {
     fn procman_repr(&self) -> String {
         format!("<{} object>", std::any::type_name::<T>())
     }
 }
 
-/// Autoref specialization: `(&&Value(x)).procman_encode_value()` encodes when the type is
+/// Autoref probe: `(&&ValueProbe(x)).procman_encode_value()` encodes when the type is
 /// `Serialize`.
 #[derive(Debug)]
-pub struct Value<'a, T>(pub &'a T);
+pub struct ValueProbe<'a, T>(pub &'a T);
 
 /// Chosen when the type is `Serialize`.
 pub trait ValueSerialize {
@@ -181,7 +165,7 @@ pub trait ValueSerialize {
     fn procman_encode_value(&self) -> Result<Vec<u8>>;
 }
 
-impl<T: Serialize> ValueSerialize for &Value<'_, T> {
+impl<T: Serialize> ValueSerialize for &ValueProbe<'_, T> {
     fn procman_encode_value(&self) -> Result<Vec<u8>> {
         wire::encode(self.0, "the value of a shared object")
     }
@@ -193,7 +177,7 @@ pub trait ValueOpaque {
     fn procman_encode_value(&self) -> Result<Vec<u8>>;
 }
 
-impl<T> ValueOpaque for Value<'_, T> {
+impl<T> ValueOpaque for ValueProbe<'_, T> {
     fn procman_encode_value(&self) -> Result<Vec<u8>> {
         Err(crate::shared::not_serializable::<T>())
     }
@@ -238,24 +222,25 @@ pub trait Wire: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> Wire for T {}
 
-/// Autoref specialization for the server side of generated code, in three levels:
-/// `&&Codec<T>` when `T` has everything; `&Codec<T>` when `T` passed the proxy-side check
-/// but lacks the server-side trait (a compile error, at the user's type); `Codec<T>` when the
+/// An autoref probe: method resolution on `&&Probe<T>`, `&Probe<T>` or `Probe<T>` picks the impl
+/// for what `T` implements. The server side of generated code uses it in three levels:
+/// `&&Probe<T>` when `T` has everything; `&Probe<T>` when `T` passed the proxy-side check
+/// but lacks the server-side trait (a compile error, at the user's type); `Probe<T>` when the
 /// proxy-side check failed (already reported there: unreachable in a program that builds).
 /// So each wrong type gives exactly one error.
-pub struct Codec<T: ?Sized>(std::marker::PhantomData<fn() -> std::marker::PhantomData<T>>);
+pub struct Probe<T: ?Sized>(std::marker::PhantomData<fn() -> std::marker::PhantomData<T>>);
 
-impl<T: ?Sized> Codec<T> {
+impl<T: ?Sized> Probe<T> {
     /// The selector.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Codec(std::marker::PhantomData)
+        Probe(std::marker::PhantomData)
     }
 }
 
-impl<T: ?Sized> std::fmt::Debug for Codec<T> {
+impl<T: ?Sized> std::fmt::Debug for Probe<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Codec")
+        f.write_str("Probe")
     }
 }
 
@@ -268,7 +253,7 @@ pub trait DecodeArg<T> {
     /// The next argument.
     fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>;
 }
-impl<T: DeserializeOwned> DecodeArg<T> for &&Codec<T> {
+impl<T: DeserializeOwned> DecodeArg<T> for &&Probe<T> {
     fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T> {
         reader.next_arg::<T>()
     }
@@ -281,7 +266,7 @@ pub trait DecodeArgNotDeserialize<T> {
     where
         T: DeserializeOwned;
 }
-impl<T: Serialize> DecodeArgNotDeserialize<T> for &Codec<T> {
+impl<T: Serialize> DecodeArgNotDeserialize<T> for &Probe<T> {
     fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>
     where
         T: DeserializeOwned,
@@ -294,7 +279,7 @@ pub trait DecodeArgUnchecked<T> {
     /// Unreachable in a program that builds.
     fn procman_next(&self, reader: &mut ArgsReader<'_>) -> Result<T>;
 }
-impl<T> DecodeArgUnchecked<T> for Codec<T> {
+impl<T> DecodeArgUnchecked<T> for Probe<T> {
     fn procman_next(&self, _: &mut ArgsReader<'_>) -> Result<T> {
         Err(unchecked::<T>("decoded"))
     }
@@ -305,7 +290,7 @@ pub trait EncodeRet<T: ?Sized> {
     /// The encoded value.
     fn procman_ret(&self, value: &T) -> Result<Vec<u8>>;
 }
-impl<T: ?Sized + Serialize> EncodeRet<T> for &&Codec<T> {
+impl<T: ?Sized + Serialize> EncodeRet<T> for &&Probe<T> {
     fn procman_ret(&self, value: &T) -> Result<Vec<u8>> {
         ret(value)
     }
@@ -318,7 +303,7 @@ pub trait EncodeRetNotSerialize<T: ?Sized> {
     where
         T: Serialize;
 }
-impl<T: DeserializeOwned> EncodeRetNotSerialize<T> for &Codec<T> {
+impl<T: DeserializeOwned> EncodeRetNotSerialize<T> for &Probe<T> {
     fn procman_ret(&self, value: &T) -> Result<Vec<u8>>
     where
         T: Serialize,
@@ -331,7 +316,7 @@ pub trait EncodeRetUnchecked<T: ?Sized> {
     /// Unreachable in a program that builds.
     fn procman_ret(&self, value: &T) -> Result<Vec<u8>>;
 }
-impl<T: ?Sized> EncodeRetUnchecked<T> for Codec<T> {
+impl<T: ?Sized> EncodeRetUnchecked<T> for Probe<T> {
     fn procman_ret(&self, _: &T) -> Result<Vec<u8>> {
         Err(unchecked::<T>("encoded"))
     }
@@ -342,7 +327,7 @@ pub trait RegisterShared<T> {
     /// The encoded token of the new object.
     fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>;
 }
-impl<T: Dispatch> RegisterShared<T> for &&Codec<T> {
+impl<T: Dispatch> RegisterShared<T> for &&Probe<T> {
     fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>> {
         cx.register(value)
     }
@@ -354,7 +339,7 @@ pub trait RegisterNoDispatch<T> {
     where
         T: Dispatch;
 }
-impl<T: Shared> RegisterNoDispatch<T> for &Codec<T> {
+impl<T: Shared> RegisterNoDispatch<T> for &Probe<T> {
     fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>
     where
         T: Dispatch,
@@ -367,30 +352,30 @@ pub trait RegisterUnchecked<T> {
     /// Unreachable in a program that builds.
     fn procman_register(&self, cx: &mut CallCx<'_>, value: T) -> Result<Vec<u8>>;
 }
-impl<T> RegisterUnchecked<T> for Codec<T> {
+impl<T> RegisterUnchecked<T> for Probe<T> {
     fn procman_register(&self, _: &mut CallCx<'_>, _: T) -> Result<Vec<u8>> {
         Err(unchecked::<T>("registered"))
     }
 }
 
 /// Wraps the value a creator returns.
-pub trait NewObject<T> {
+pub trait IntoObject<T> {
     /// The object for the table.
     fn procman_object(&self, value: T) -> Result<Object>;
 }
-impl<T: Dispatch> NewObject<T> for &&Codec<T> {
+impl<T: Dispatch> IntoObject<T> for &&Probe<T> {
     fn procman_object(&self, value: T) -> Result<Object> {
         Ok(object(value))
     }
 }
-/// [`NewObject`] for a shared type without `#[shared]` impl: a compile error at the call.
-pub trait NewObjectNoDispatch<T> {
+/// [`IntoObject`] for a shared type without `#[shared]` impl: a compile error at the call.
+pub trait IntoObjectNoDispatch<T> {
     /// Requires `T: Dispatch`, which is the error.
     fn procman_object(&self, value: T) -> Result<Object>
     where
         T: Dispatch;
 }
-impl<T: Shared> NewObjectNoDispatch<T> for &Codec<T> {
+impl<T: Shared> IntoObjectNoDispatch<T> for &Probe<T> {
     fn procman_object(&self, value: T) -> Result<Object>
     where
         T: Dispatch,
@@ -398,12 +383,12 @@ impl<T: Shared> NewObjectNoDispatch<T> for &Codec<T> {
         Ok(object(value))
     }
 }
-/// Fallback of [`NewObject`] for a type that is not shared (reported on the client method).
-pub trait NewObjectUnchecked<T> {
+/// Fallback of [`IntoObject`] for a type that is not shared (reported on the client method).
+pub trait IntoObjectUnchecked<T> {
     /// Unreachable in a program that builds.
     fn procman_object(&self, value: T) -> Result<Object>;
 }
-impl<T> NewObjectUnchecked<T> for Codec<T> {
+impl<T> IntoObjectUnchecked<T> for Probe<T> {
     fn procman_object(&self, _: T) -> Result<Object> {
         Err(unchecked::<T>("created"))
     }

@@ -3,11 +3,11 @@
 //! Each travelling type gives at most one error, at the user's type. The proxy method checks
 //! one trait per type with a where clause spanned over the type (`where File: Serialize` for an
 //! argument, `where R: DeserializeOwned` for a result). The server side decodes and encodes
-//! through `Codec` autoref specialization, which fails to compile only when the type passed the
+//! through `Probe` autoref specialization, which fails to compile only when the type passed the
 //! proxy-side check but lacks the other trait. For types that name the impl's parameters the
 //! bounds are real bounds (`T: Wire`), on the proxy method and on `impl Dispatch`.
 
-use super::{at, local, spot};
+use super::{hidden_ident, ident_at, user_span};
 use crate::ast::{Arg, Method, Receiver, SharedImpl};
 use crate::ctxt::Errors;
 use crate::ty::{self, ArgKind, Ret};
@@ -57,7 +57,8 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
     });
     let arms = model.exposed().map(dispatch_arm);
     let on_disconnect = model.on_disconnect().map(connection_closed);
-    let (this, method, args, cx) = (local("__this"), local("__method"), local("__args"), local("__cx"));
+    let (this, method, args, cx) =
+        (hidden_ident("__this"), hidden_ident("__method"), hidden_ident("__args"), hidden_ident("__cx"));
     // The impl is spanned at the self type: a type without `#[derive(Shared)]` is reported there.
     let dispatch_trait = quote_spanned!(self_ty.span()=> ::procman::__private::Dispatch);
     quote! {
@@ -79,12 +80,12 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
 
             fn repr(#this: &Self) -> ::std::string::String {
                 use ::procman::__private::{ReprDebug as _, ReprName as _};
-                (&&::procman::__private::Repr(#this)).procman_repr()
+                (&&::procman::__private::ReprProbe(#this)).procman_repr()
             }
 
             fn encode_value(#this: &Self) -> ::procman::Result<::std::vec::Vec<::core::primitive::u8>> {
                 use ::procman::__private::{ValueOpaque as _, ValueSerialize as _};
-                (&&::procman::__private::Value(#this)).procman_encode_value()
+                (&&::procman::__private::ValueProbe(#this)).procman_encode_value()
             }
 
             #on_disconnect
@@ -141,14 +142,14 @@ pub(super) fn decode_args(args: &[Arg], reader: &Ident) -> (Vec<TokenStream>, Ve
     let mut decode = Vec::new();
     let mut pass = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        let value = local(&format!("__a{i}"));
+        let value = hidden_ident(&format!("__a{i}"));
         let decoded = decoded_type(arg);
-        let reader = at(reader, arg.ty.span());
-        decode.push(quote_spanned! {spot(arg.ty.span())=>
+        let reader = ident_at(reader, arg.ty.span());
+        decode.push(quote_spanned! {user_span(arg.ty.span())=>
             let #value = {
                 #[allow(unused_imports)]
                 use ::procman::__private::{DecodeArg as _, DecodeArgNotDeserialize as _, DecodeArgUnchecked as _};
-                (&&::procman::__private::Codec::<#decoded>::new()).procman_next(&mut #reader)
+                (&&::procman::__private::Probe::<#decoded>::new()).procman_next(&mut #reader)
             }?;
         });
         pass.push(match kind(arg) {
@@ -193,7 +194,7 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
             // With the `Client` named: a bare `Form` bound would hide the impl that says what
             // the client type is.
             out.bounds.push(bound(&form, &arg.ty, quote!(::procman::__private::Form<Client = #client>)));
-            let buf = at(buf, span);
+            let buf = ident_at(buf, span);
             let (param, push) = match kind(arg) {
                 ArgKind::Owned => (
                     quote!(#client),
@@ -227,7 +228,7 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
                 (ty.into_token_stream(), quote!(&#name))
             }
         };
-        let buf = at(buf, span);
+        let buf = ident_at(buf, span);
         out.pushes.push(quote_spanned!(span=> #buf.push::<#pushed>(#value)?;));
     }
     out
@@ -276,13 +277,14 @@ fn dispatch_arm(method: &Method) -> TokenStream {
     let ident = method.ident();
     let name = method.wire_name();
     let cfgs = &method.cfgs;
-    let (this, args, method_var, cx) = (local("__this"), local("__args"), local("__method"), local("__cx"));
-    let reader = local("__reader");
+    let (this, args, method_var, cx) =
+        (hidden_ident("__this"), hidden_ident("__args"), hidden_ident("__method"), hidden_ident("__cx"));
+    let reader = hidden_ident("__reader");
     let (decode, pass) = decode_args(&method.args, &reader);
     let mutable = (!method.args.is_empty()).then(|| quote!(mut));
 
     let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
-    let guard = local("__guard");
+    let guard = hidden_ident("__guard");
     // A returned reference borrows from the referent: keep the guard until it is encoded.
     let borrows = ret.ok_type().is_some_and(|ok| matches!(ty::ungroup(ok), Type::Reference(_)));
     let (prelude, receiver) = match (method.receiver == Receiver::Exclusive, borrows) {
@@ -292,16 +294,16 @@ fn dispatch_arm(method: &Method) -> TokenStream {
         (false, false) => (quote!(), quote!(&*#this.read())),
     };
     let call = quote!(Self::#ident(#receiver, #(#pass),*));
-    let value = local("__value");
-    let error = local("__error");
-    let result = local("__result");
+    let value = hidden_ident("__value");
+    let error = hidden_ident("__error");
+    let result = hidden_ident("__result");
     let reply = |ok: &Type| {
         if method.attrs.proxy.is_some() {
-            let (cx, value) = (at(&cx, ok.span()), at(&value, ok.span()));
-            quote_spanned! {spot(ok.span())=> {
+            let (cx, value) = (ident_at(&cx, ok.span()), ident_at(&value, ok.span()));
+            quote_spanned! {user_span(ok.span())=> {
                 #[allow(unused_imports)]
                 use ::procman::__private::{RegisterNoDispatch as _, RegisterShared as _, RegisterUnchecked as _};
-                (&&&::procman::__private::Codec::<#ok>::new()).procman_register(#cx, #value)
+                (&&&::procman::__private::Probe::<#ok>::new()).procman_register(#cx, #value)
             }}
         } else {
             encode(ok, &value)
@@ -322,8 +324,8 @@ fn dispatch_arm(method: &Method) -> TokenStream {
         Ret::Flatten(ty) => {
             let reply = reply(ty);
             let output = &method.sig.output;
-            let error_at = at(&error, output.span());
-            let into_error = quote_spanned!(spot(output.span())=> ::procman::__private::into_error(#error_at));
+            let error_at = ident_at(&error, output.span());
+            let into_error = quote_spanned!(user_span(output.span())=> ::procman::__private::into_error(#error_at));
             quote! {
                 let #result = #call;
                 match #result {
@@ -347,8 +349,8 @@ fn dispatch_arm(method: &Method) -> TokenStream {
 
 /// Encodes `value`, of the returned type `ty`.
 fn encode(ty: &Type, value: &Ident) -> TokenStream {
-    let span = spot(ty.span());
-    let value = at(value, span);
+    let span = user_span(ty.span());
+    let value = ident_at(value, span);
     let (encoded, value) = match ty::ungroup(ty) {
         Type::Reference(reference) => {
             let elem = ty::ungroup(&reference.elem);
@@ -363,7 +365,7 @@ fn encode(ty: &Type, value: &Ident) -> TokenStream {
     quote_spanned! {span=> {
         #[allow(unused_imports)]
         use ::procman::__private::{EncodeRet as _, EncodeRetNotSerialize as _, EncodeRetUnchecked as _};
-        (&&::procman::__private::Codec::<#encoded>::new()).procman_ret(#value)
+        (&&::procman::__private::Probe::<#encoded>::new()).procman_ret(#value)
     }}
 }
 
@@ -375,7 +377,7 @@ fn is_str(ty: &Type) -> bool {
 fn connection_closed(method: &Method) -> TokenStream {
     let ident = method.ident();
     let cfgs = &method.cfgs;
-    let (this, caller) = (local("__this"), local("__caller"));
+    let (this, caller) = (hidden_ident("__this"), hidden_ident("__caller"));
     let receiver = match method.receiver {
         Receiver::Exclusive => quote!(&mut *#this.write()),
         _ => quote!(&*#this.read()),
@@ -423,7 +425,7 @@ fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> To
     let vis = &method.vis;
     let ident = method.ident();
     let name = method.wire_name();
-    let buf = local("__args");
+    let buf = hidden_ident("__args");
     let ProxyArgs { params: inputs, pushes, mut bounds } = proxy_args(&method.args, self_ty, params, &buf);
     let mutable = (!pushes.is_empty()).then(|| quote!(mut));
 

@@ -1,7 +1,7 @@
 //! `#[manager]`: the manager handle (on the struct) and the creators (on the impl block).
 
 use super::dispatch::{ProxyArgs, bound, decode_args, proxy_args};
-use super::{at, local, spot};
+use super::{hidden_ident, ident_at, user_span};
 use crate::ast::{Creator, ManagerImpl, ManagerItem, ManagerStruct};
 use crate::ctxt::Errors;
 use proc_macro2::{Literal, TokenStream};
@@ -226,7 +226,7 @@ fn client_method(creator: &Creator) -> TokenStream {
     let Some(shared) = shared_type(creator) else { return quote!() };
     let (forwarded, vis, ident) = (&creator.forwarded, &creator.vis, &creator.sig.ident);
     let typeid = &creator.typeid;
-    let buf = local("__args");
+    let buf = hidden_ident("__args");
     let self_ty: Type = syn::parse_quote!(Self);
     let type_params = crate::ty::param_names(&creator.sig.generics);
     let ProxyArgs { params, pushes, mut bounds } = proxy_args(&creator.args, &self_ty, &type_params, &buf);
@@ -275,13 +275,14 @@ fn trampoline(creator: &Creator) -> TokenStream {
     let cfgs = &creator.cfgs;
     let (name, body) = (creator.trampoline_ident(), creator.body_ident());
     let typeid = &creator.typeid;
-    let (args, reader, value, error) = (local("__args"), local("__reader"), local("__value"), local("__error"));
+    let (args, reader, value, error) =
+        (hidden_ident("__args"), hidden_ident("__reader"), hidden_ident("__value"), hidden_ident("__error"));
     let (decode, pass) = decode_args(&server_args, &reader);
     let mutable = (!creator.args.is_empty()).then(|| quote!(mut));
     let unwrap = fallible.then(|| {
         let output = &creator.sig.output;
-        let error_at = at(&error, output.span());
-        let into_error = quote_spanned!(spot(output.span())=> ::procman::__private::into_error(#error_at));
+        let error_at = ident_at(&error, output.span());
+        let into_error = quote_spanned!(user_span(output.span())=> ::procman::__private::into_error(#error_at));
         quote! {
             let #value = match #value {
                 ::core::result::Result::Ok(#value) => #value,
@@ -289,11 +290,11 @@ fn trampoline(creator: &Creator) -> TokenStream {
             };
         }
     });
-    let value_at = at(&value, shared.span());
-    let object = quote_spanned! {spot(shared.span())=> {
+    let value_at = ident_at(&value, shared.span());
+    let object = quote_spanned! {user_span(shared.span())=> {
         #[allow(unused_imports)]
-        use ::procman::__private::{NewObject as _, NewObjectNoDispatch as _, NewObjectUnchecked as _};
-        (&&&::procman::__private::Codec::<#shared>::new()).procman_object(#value_at)
+        use ::procman::__private::{IntoObject as _, IntoObjectNoDispatch as _, IntoObjectUnchecked as _};
+        (&&&::procman::__private::Probe::<#shared>::new()).procman_object(#value_at)
     }};
     quote! {
         #(#cfgs)*

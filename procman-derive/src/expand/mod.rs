@@ -114,18 +114,18 @@ fn item_head(item: &Item) -> TokenStream {
 }
 
 /// A name for a local variable of generated code: invisible to the user's code.
-fn local(name: &str) -> Ident {
+fn hidden_ident(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
 /// A span located at the user's `span` (where errors point) with the hygiene of generated
 /// code. Every token of a checked expression gets it: rustc reports an expression over its
 /// first and last tokens, and tokens of different hygiene would widen that to the attribute.
-fn spot(span: Span) -> Span {
+fn user_span(span: Span) -> Span {
     Span::mixed_site().located_at(span)
 }
 
 /// The same local, located at `span` (for errors) and resolved as before.
-fn at(local: &Ident, span: Span) -> Ident {
+fn ident_at(local: &Ident, span: Span) -> Ident {
     Ident::new(&local.to_string(), local.span().located_at(span))
 }

@@ -77,7 +77,6 @@ impl<T: 'static> Array<T> {
     pub fn to_vec(&self) -> Vec<Encoded<T>> {
         self.items.clone()
     }
-
 }
 
 #[crate::manager]

@@ -144,7 +144,6 @@ impl<K: 'static, V: 'static> Dict<K, V> {
         self.pop(key).map(drop)
     }
 
-
     /// Iterates over a snapshot of the items, taken in one call.
     #[shared(client)]
     pub fn iter(&self) -> Result<std::vec::IntoIter<(K, V)>>

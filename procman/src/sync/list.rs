@@ -164,7 +164,6 @@ impl<T: 'static> List<T> {
         true
     }
 
-
     /// Removes and returns the last item; [`Error::IndexOutOfRange`] when empty.
     #[shared(client)]
     pub fn pop(&self) -> Result<T>
