@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -89,7 +89,7 @@ struct ArenaInner {
 
 impl Drop for ArenaInner {
     fn drop(&mut self) {
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = registry();
         if reg.get(&self.id).is_some_and(|w| w.strong_count() == 0) {
             reg.remove(&self.id);
         }
@@ -99,6 +99,12 @@ impl Drop for ArenaInner {
 /// Arenas mapped by this process, by id, so a handle's arena is mapped once however many handles
 /// of it are deserialized.
 static REGISTRY: LazyLock<Mutex<HashMap<u128, Weak<ArenaInner>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The locked [`REGISTRY`]. A panic while it was held cannot leave the map inconsistent (every
+/// update is one insert or remove), so a poisoned lock is used as is.
+fn registry() -> MutexGuard<'static, HashMap<u128, Weak<ArenaInner>>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl ArenaInner {
     /// `&AtomicU64` at byte offset `off` of the mapping.
@@ -218,7 +224,7 @@ impl Arena {
         inner.u64_at(first + B_STATE).store(STATE_FREE, Ordering::Relaxed);
         inner.u64_at(H_FREE_HEAD).store(first, Ordering::Relaxed);
         inner.u64_at(H_MAGIC).store(MAGIC, Ordering::Release);
-        REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::downgrade(&inner));
+        registry().insert(id, Arc::downgrade(&inner));
         Ok(Arena { inner })
     }
 
@@ -284,7 +290,7 @@ impl Arena {
 
     /// Finds the arena `id` in this process, or maps it through `/proc/<pid>/fd/<fd>`.
     pub(crate) fn open(id: u128, pid: u32, fd: i32) -> Result<Arena> {
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = registry();
         if let Some(inner) = reg.get(&id).and_then(Weak::upgrade) {
             return Ok(Arena { inner });
         }

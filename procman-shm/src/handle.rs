@@ -5,6 +5,9 @@
 //! reference to the block (the *transit* reference); deserializing adopts it. Hence each serialized
 //! copy must be deserialized exactly once: an extra deserialization would drop a reference nobody
 //! added, and a copy never deserialized keeps its block alive until the arena itself goes away.
+//!
+//! `handle_impls!` writes `Clone`, `Serialize`, `Deserialize`, `ref_count` and `arena` for the
+//! handle types whose only state is their block.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -46,8 +49,69 @@ pub(crate) fn deserialize_block<'de, D: Deserializer<'de>>(
     })
 }
 
-/// `core::any::type_name` without module paths: `procman_shm::FixedStr<256>` -> `FixedStr<256>`.
-pub(crate) fn short_type_name<T: ?Sized>() -> String {
+/// `Clone`, `Serialize`, `Deserialize`, `ref_count` and `arena` for a handle type `$name` (with
+/// at most one type parameter `$p: $bound`) that has a `block: Block` field, a `KIND` constant
+/// and a `from_block` constructor. `what` names the type in errors; `new` is the constructor
+/// call, after `procman_shm::`, of the doc examples.
+macro_rules! handle_impls {
+    ($name:ident $(<$p:ident: $bound:path>)?, what: $what:expr, new: $new:literal) => {
+        impl$(<$p: $bound>)? Clone for $name$(<$p>)? {
+            /// Another handle to the same object (increments its reference count).
+            fn clone(&self) -> Self {
+                Self::from_block(self.block.clone())
+            }
+        }
+
+        impl$(<$p: $bound>)? ::serde::Serialize for $name$(<$p>)? {
+            /// Serializes the handle and adds the reference its receiver adopts; deserialize each
+            /// serialized copy exactly once.
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+                $crate::handle::serialize_block(&self.block, s)
+            }
+        }
+
+        impl<'de $(, $p: $bound)?> ::serde::Deserialize<'de> for $name$(<$p>)? {
+            /// Maps the arena if needed and adopts the serialized reference.
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                let block = $crate::handle::deserialize_block(d, Self::KIND, || ($what).to_owned())?;
+                Ok(Self::from_block(block))
+            }
+        }
+
+        impl$(<$p: $bound>)? $name$(<$p>)? {
+            /// Number of handles to this object in all processes (serialized ones included).
+            ///
+            /// ```
+            /// # let arena = procman_shm::Arena::create(4096)?;
+            #[doc = concat!("let x = procman_shm::", $new, "?;")]
+            /// let y = x.clone();
+            /// assert_eq!(x.ref_count(), 2);
+            /// # Ok::<(), procman_shm::ShmError>(())
+            /// ```
+            pub fn ref_count(&self) -> u64 {
+                self.block.ref_count()
+            }
+
+            /// The arena the object lives in.
+            ///
+            /// ```
+            /// # let arena = procman_shm::Arena::create(4096)?;
+            #[doc = concat!("let x = procman_shm::", $new, "?;")]
+            /// assert!(x.arena().same_arena(&arena));
+            /// # Ok::<(), procman_shm::ShmError>(())
+            /// ```
+            pub fn arena(&self) -> &$crate::arena::Arena {
+                self.block.arena()
+            }
+        }
+    };
+}
+pub(crate) use handle_impls;
+
+/// `core::any::type_name` without module paths: `procman_shm::FixedStr<256>` -> `FixedStr<256>`;
+/// public but hidden from the docs so that the `procman` crate can reuse it.
+#[doc(hidden)]
+pub fn short_type_name<T: ?Sized>() -> String {
     let full = std::any::type_name::<T>();
     let mut out = String::with_capacity(full.len());
     let mut segment_start = 0;

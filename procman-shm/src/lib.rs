@@ -77,7 +77,7 @@
 //!
 //! Locks record their holder's kernel thread id (and start time, against tid reuse). A waiter
 //! that has seen the same holder for 25 ms checks `/proc/<tid>/stat`; if the holder is gone or a
-//! zombie, the waiter takes the lock over and is told: [`LockGuard::was_abandoned`], or
+//! zombie, the waiter takes the lock over and is told: [`Guard::was_abandoned`], or
 //! `Err(ShmError::Abandoned)` from `acquire` **with the lock held**. Objects whose internal lock
 //! is abandoned (arrays, large values, queues, barriers, the allocator) carry on: their updates
 //! are published by single stores, so a dead process leaves no half-visible state (at worst an
@@ -99,10 +99,12 @@ pub use arena::Arena;
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Result, ShmError};
+#[doc(hidden)]
+pub use handle::short_type_name;
 pub use queue::Queue;
 pub use sync::{
-    Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard, RLock, RLockGuard,
-    Semaphore,
+    Barrier, Bound, Bounded, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, CountingSemaphore, Event,
+    Guard, Lock, LockGuard, RLock, RLockGuard, RawRelease, Semaphore, Unbounded,
 };
 pub use value::{FixedStr, SharedArray, SharedStruct, SharedValue};
 

@@ -1,6 +1,6 @@
 //! The futex lock every process-shared lock in the crate is built on.
 //!
-//! A [`RawLock`] is two words in shared memory:
+//! A [`RawLock`] is three words in shared memory:
 //!
 //! * `word: AtomicU32` — `0` when free, otherwise the holder's kernel thread id, with bit 31
 //!   ([`WAITERS`]) set when some thread may be sleeping in `FUTEX_WAIT` on the word. This is the
@@ -23,6 +23,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sync::deadline::remaining;
 use crate::sys::{self, ThreadState};
 
 /// Bit 31 of the lock word: a thread may be asleep on the word; unlock must wake one.
@@ -51,7 +52,7 @@ pub(crate) enum Acquire {
     TimedOut,
 }
 
-/// A futex lock over two words of shared memory (see the module docs).
+/// A futex lock over three words of shared memory (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawLock<'a> {
     word: &'a AtomicU32,
@@ -168,13 +169,10 @@ impl<'a> RawLock<'a> {
                 }
                 _ => watched = Some((holder, now)),
             }
-            let mut slice = SLICE;
-            if let Some(d) = deadline {
-                if now >= d {
-                    return Acquire::TimedOut;
-                }
-                slice = slice.min(d - now);
-            }
+            let Ok(left) = remaining(deadline) else {
+                return Acquire::TimedOut;
+            };
+            let slice = left.map_or(SLICE, |left| left.min(SLICE));
             sys::futex_wait(self.word, v | WAITERS, Some(slice));
         }
     }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::arena::{Arena, Block, DataGuard, Kind};
 use crate::error::{Result, ShmError};
 use crate::handle::{deserialize_block, serialize_block, short_type_name};
-use crate::sync::{deadline_after, remaining};
+use crate::sync::deadline::{deadline_after, remaining};
 use crate::sys;
 
 const CLASS_QUEUE: u8 = 11;
@@ -50,6 +50,39 @@ const ATOMIC_SLOTS: usize = 6;
 
 fn record_len(payload: usize) -> usize {
     (HEADER + payload).div_ceil(8) * 8
+}
+
+/// With the queue's lock held (`g`), waits for the other side: counts the caller in `sleepers`,
+/// releases the lock and sleeps on `word` until woken or `deadline`. False, without sleeping, if
+/// `blocking` is false or the deadline has passed; the caller then gives up.
+fn sleep(g: DataGuard<'_>, word: &AtomicU32, sleepers: &AtomicU32, blocking: bool, deadline: Option<Instant>) -> bool {
+    if !blocking {
+        return false;
+    }
+    let Ok(left) = remaining(deadline) else {
+        return false;
+    };
+    let seq = word.load(Ordering::Relaxed);
+    sleepers.fetch_add(1, Ordering::Relaxed);
+    drop(g);
+    sys::futex_wait(word, seq, left);
+    // Keep holding our place in the count until we hold the lock again? Not needed: a waker
+    // that sees no sleepers simply skips the wake, and we re-check under the lock.
+    sleepers.fetch_sub(1, Ordering::Relaxed);
+    true
+}
+
+/// With the queue's lock held (`g`), after a change the other side waits for: if some thread
+/// sleeps (`sleepers`), bumps `word` and, once the lock is released, wakes `n` sleepers on it.
+fn wake(g: DataGuard<'_>, word: &AtomicU32, sleepers: &AtomicU32, n: u32) {
+    let wake = sleepers.load(Ordering::Relaxed) > 0;
+    if wake {
+        word.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(g);
+    if wake {
+        sys::futex_wake(word, n);
+    }
 }
 
 /// A bounded, process-shared FIFO queue of `T`s, encoded with postcard into a ring buffer of
@@ -280,14 +313,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 // The publishing store: everything above is invisible until here.
                 w.tail.store(tail + rec as u64, Ordering::Relaxed);
                 w.count.fetch_add(1, Ordering::Relaxed);
-                let wake = w.getters.load(Ordering::Relaxed) > 0;
-                if wake {
-                    w.not_empty.fetch_add(1, Ordering::Relaxed);
-                }
-                drop(g);
-                if wake {
-                    sys::futex_wake(w.not_empty, 1);
-                }
+                wake(g, w.not_empty, w.getters, 1);
                 return Ok(());
             }
             if used == 0 && pad > 0 {
@@ -297,17 +323,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 w.tail.store(restart, Ordering::Relaxed);
                 continue;
             }
-            if !blocking {
+            if !sleep(g, w.not_full, w.putters, blocking, deadline) {
                 return Err(ShmError::Full);
             }
-            let Ok(left) = remaining(deadline) else {
-                return Err(ShmError::Full);
-            };
-            let seq = w.not_full.load(Ordering::Relaxed);
-            w.putters.fetch_add(1, Ordering::Relaxed);
-            drop(g);
-            sys::futex_wait(w.not_full, seq, left);
-            w.putters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -366,29 +384,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 g.read(phys + HEADER, &mut bytes);
                 w.head.store(head + record_len(len as usize) as u64, Ordering::Relaxed);
                 w.count.fetch_sub(1, Ordering::Relaxed);
-                let wake = w.putters.load(Ordering::Relaxed) > 0;
-                if wake {
-                    w.not_full.fetch_add(1, Ordering::Relaxed);
-                }
-                drop(g);
-                if wake {
-                    sys::futex_wake(w.not_full, u32::MAX);
-                }
+                wake(g, w.not_full, w.putters, u32::MAX);
                 return Ok(postcard::from_bytes(&bytes)?);
             }
-            if !blocking {
+            if !sleep(g, w.not_empty, w.getters, blocking, deadline) {
                 return Err(ShmError::Empty);
             }
-            let Ok(left) = remaining(deadline) else {
-                return Err(ShmError::Empty);
-            };
-            let seq = w.not_empty.load(Ordering::Relaxed);
-            w.getters.fetch_add(1, Ordering::Relaxed);
-            drop(g);
-            sys::futex_wait(w.not_empty, seq, left);
-            // Keep holding our place in the count until we hold the lock again? Not needed: a
-            // putter that sees zero getters simply skips the wake, and we re-check under the lock.
-            w.getters.fetch_sub(1, Ordering::Relaxed);
             spins = 0;
         }
     }
