@@ -189,22 +189,7 @@ pub fn not_exposed<T>(method: &str) -> Error {
 }
 
 /// `Counter` for `my_crate::Counter`, `Queue<String>` for `procman::sync::Queue<alloc::string::String>`.
-pub fn short_type_name<T: ?Sized>() -> String {
-    let full = std::any::type_name::<T>();
-    let mut out = String::with_capacity(full.len());
-    let mut word = String::new();
-    for ch in full.chars() {
-        if ch.is_alphanumeric() || ch == '_' || ch == ':' {
-            word.push(ch);
-        } else {
-            out.push_str(word.rsplit("::").next().unwrap_or(&word));
-            word.clear();
-            out.push(ch);
-        }
-    }
-    out.push_str(word.rsplit("::").next().unwrap_or(&word));
-    out
-}
+pub use procman_shm::short_type_name;
 
 /// The entry point run by `procman::child_entry_point!()`.
 pub fn child_entry() {
