@@ -349,6 +349,48 @@ fn queue_semantics() {
     q.join().unwrap();
 }
 
+/// CPython: `q.put(x, False, 2.0)` raises `Full` at once and `q.get(False, 2.0)` raises `Empty`
+/// at once: a non-blocking call ignores its timeout.
+#[test]
+fn a_non_blocking_queue_call_with_a_timeout_fails_at_once() {
+    let m = sync();
+    let long = Duration::from_secs(30);
+    let q = m.queue::<u8>(1).unwrap();
+    let t = Instant::now();
+    assert!(matches!(q.get_with(false, Some(long)), Err(procman::Error::Empty)));
+    q.put(1).unwrap();
+    assert!(matches!(q.put_with(2, false, Some(long)), Err(procman::Error::Full)));
+    assert!(t.elapsed() < long / 2, "neither call waited for its timeout");
+    assert_eq!((q.qsize().unwrap(), q.get_nowait().unwrap()), (1, 1), "the refused put added nothing");
+    // An unbounded queue too.
+    let u = m.queue::<u8>(0).unwrap();
+    assert!(matches!(u.get_with(false, Some(long)), Err(procman::Error::Empty)));
+    u.put_with(3, false, Some(long)).unwrap();
+    assert_eq!(u.get_with(false, Some(long)).unwrap(), 3);
+}
+
+/// The CPython errors a caller acts on are variants of their own, not strings to match.
+#[test]
+fn lock_and_queue_misuse_errors_are_their_own_variants() {
+    let m = sync();
+    let lock = m.lock().unwrap();
+    assert!(matches!(lock.release(), Err(procman::Error::NotHeld { ref object, .. }) if object == "Lock"));
+    let rlock = m.rlock().unwrap();
+    assert!(matches!(rlock.release(), Err(procman::Error::NotHeld { ref object, .. }) if object == "RLock"));
+    let cond = m.condition().unwrap();
+    assert!(matches!(cond.wait(Some(SHORT)), Err(procman::Error::NotHeld { ref object, .. }) if object == "Condition"));
+    assert!(matches!(cond.notify(1), Err(procman::Error::NotHeld { .. })));
+    let bsem = m.bounded_semaphore(1).unwrap();
+    assert!(matches!(bsem.release(), Err(procman::Error::ReleasedTooManyTimes { .. })));
+    let q = m.queue::<u8>(0).unwrap();
+    assert!(matches!(q.task_done(), Err(procman::Error::TaskDoneTooManyTimes)));
+    // The same meaning for a shared-memory lock of a LocalManager.
+    let local = LocalManager::new().unwrap();
+    let shm_lock = local.lock().unwrap();
+    let err = procman::Error::from(shm_lock.release().unwrap_err());
+    assert!(matches!(err, procman::Error::NotHeld { ref object, .. } if object == "Lock"), "{err:?}");
+}
+
 fn worker(q: QueueProxy<u32>) {
     while let Ok(item) = q.get_with(true, Some(Duration::from_millis(500))) {
         std::thread::sleep(Duration::from_millis(10 * u64::from(item % 3)));
@@ -415,6 +457,19 @@ fn namespace_semantics() {
     n.set("x", &10).unwrap();
     assert_eq!(n.repr().unwrap(), r#"Namespace(name="Bob", x=10, y="hello")"#);
     assert_eq!(n.names().unwrap(), ["name", "x", "y"]);
+}
+
+/// In Python a `_name` attribute belongs to the proxy; a procman proxy has none, so the
+/// namespace refuses such names instead of sharing them by surprise.
+#[test]
+fn namespace_names_starting_with_an_underscore_are_refused() {
+    let m = sync();
+    let n = m.namespace().unwrap();
+    match n.set("_hidden", &1) {
+        Err(procman::Error::Usage(message)) => assert!(message.contains("`_hidden`"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(n.names().unwrap().is_empty(), "nothing was stored");
 }
 
 fn add_under_lock(args: (NamespaceProxy, LockProxy)) {
