@@ -69,8 +69,8 @@ use proc_macro::TokenStream;
 /// Shared types are `Send + Sync + 'static`: lifetime parameters are refused; a type that is
 /// not `Send + Sync` is reported at its name.
 ///
-/// ```ignore
-/// use procman::{Shared, shared};
+/// ```
+/// use procman::prelude::*;
 ///
 /// #[derive(Shared, Debug, Default)]
 /// pub struct Counter {
@@ -84,7 +84,56 @@ use proc_macro::TokenStream;
 ///         self.n
 ///     }
 /// }
+///
+/// #[manager]
+/// pub struct Counters;
+///
+/// #[manager]
+/// impl Counters {
+///     fn counter() -> Counter { Counter::default() }
+/// }
+///
+/// procman::init();
+/// let m = Counters::new().serve_in_background()?;
 /// // `CounterProxy::incr(&self, by: i64) -> procman::Result<i64>`
+/// let c: CounterProxy = m.counter()?;
+/// assert_eq!(c.incr(2)?, 2);
+/// let again = c.clone(); // another reference to the same object
+/// assert_eq!(again.incr(1)?, 3);
+/// # Ok::<(), procman::Error>(())
+/// ```
+///
+/// Generic types get a generic proxy; the bounds their methods need come back on the proxy's
+/// methods:
+///
+/// ```
+/// use procman::prelude::*;
+///
+/// #[derive(Shared, Debug, Default)]
+/// pub struct Stack<T> {
+///     items: Vec<T>,
+/// }
+///
+/// #[shared]
+/// impl<T: Send + Sync + 'static> Stack<T> {
+///     pub fn push(&mut self, item: T) { self.items.push(item) }
+///     pub fn pop(&mut self) -> Option<T> { self.items.pop() }
+/// }
+///
+/// #[manager]
+/// pub struct Stacks;
+///
+/// #[manager]
+/// impl Stacks {
+///     fn words() -> Stack<String> { Stack { items: Vec::new() } }
+/// }
+///
+/// procman::init();
+/// let m = Stacks::new().serve_in_background()?;
+/// let s: StackProxy<String> = m.words()?;
+/// s.push("a".into())?;
+/// assert_eq!(s.pop()?, Some("a".to_string()));
+/// # Ok::<(), procman::Error>(())
 /// ```
 #[proc_macro_derive(Shared)]
 pub fn derive_shared(input: TokenStream) -> TokenStream {
@@ -107,13 +156,22 @@ pub fn derive_shared(input: TokenStream) -> TokenStream {
 ///   keeps the new object and the caller gets its proxy.
 /// - `#[shared(on_disconnect)]`: `fn(&self, caller: procman::Caller)`, not exposed, called when
 ///   a client connection that used the object closes.
+/// - `#[shared(rename = "name")]`: the method's name on the wire (what the server's exposed set
+///   and `call_method` know) differs from its Rust name.
+/// - `#[shared(client)]`: a method taking `&self` that runs in the caller's process, as a method
+///   of the proxy (there `self` is the proxy): defaults and conveniences written once beside the
+///   methods they call. It is not exposed and not kept on the type.
+///
+/// Where a method takes or returns `procman::Encoded<T>`, the proxy takes or returns `T`: the
+/// manager keeps the value encoded and never needs `T` (see `procman::Encoded`). The same holds
+/// inside `Option`, `Vec`, pairs and slices.
 ///
 /// Exposed methods cannot take `self` by value, be generic, `async` or `unsafe`, or take `&mut`
 /// arguments or borrowed types other than a top-level `&str`, `&[T]` or `&T`: each of these is
 /// a compile error at the offending tokens.
 ///
-/// ```ignore
-/// use procman::{Shared, shared};
+/// ```
+/// use procman::prelude::*;
 ///
 /// #[derive(Shared, Debug, Default)]
 /// pub struct Registry {
@@ -133,8 +191,48 @@ pub fn derive_shared(input: TokenStream) -> TokenStream {
 ///     pub fn names_mut(&mut self) -> &mut Vec<String> {
 ///         &mut self.names
 ///     }
+///     /// Adds a name unless it is there; runs in the caller, as two calls.
+///     #[shared(client)]
+///     pub fn add_once(&self, name: &str) -> procman::Result<usize> {
+///         match self.find(name)? {
+///             Some(i) => Ok(i),
+///             None => {
+///                 self.add(name)?;
+///                 Ok(self.count()? - 1)
+///             }
+///         }
+///     }
+///     /// On the wire as `len`, for clients that call it by that name.
+///     #[shared(rename = "len")]
+///     pub fn count(&self) -> usize {
+///         self.names.len()
+///     }
+///     /// A registry of its own, held by the manager: the caller gets its proxy.
+///     #[shared(proxy)]
+///     pub fn fork(&self) -> Registry {
+///         Registry { names: self.names.clone() }
+///     }
 ///     fn audit(&self) {} // private: `RegistryProxy` has no `audit`
 /// }
+///
+/// #[manager]
+/// pub struct Registries;
+///
+/// #[manager]
+/// impl Registries {
+///     fn registry() -> Registry { Registry::default() }
+/// }
+///
+/// procman::init();
+/// let m = Registries::new().serve_in_background()?;
+/// let r = m.registry()?;
+/// assert_eq!(r.add_once("ada")?, 0);
+/// assert_eq!(r.add_once("ada")?, 0);
+/// let copy: RegistryProxy = r.fork()?;
+/// copy.add("bob")?;
+/// assert_eq!((r.count()?, copy.count()?), (1, 2));
+/// assert_eq!(r.call_method::<_, usize>("len", &())?, 1);
+/// # Ok::<(), procman::Error>(())
 /// ```
 #[proc_macro_attribute]
 pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -154,12 +252,15 @@ pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
 /// instance). It becomes a method `m.counter(args)` that asks the manager to run the fn and
 /// returns the new object's proxy. A fn without a body only names a typeid of a remote
 /// manager: it gets the client method and nothing runs here. A creator may return `Result<U>`:
-/// its error is the caller's. Methods with `self` are kept as they are.
+/// its error is the caller's. Methods with `self` are kept as they are. A creator may have
+/// type parameters: the client chooses them, and the manager creates the object with
+/// `procman::Opaque` for each, so only types that hold their parameters as
+/// `procman::Encoded<T>` can be created that way (others do not compile).
 ///
-/// ```ignore
-/// use procman::manager;
-/// # #[derive(procman::Shared)] pub struct Counter { n: i64 }
-/// # #[procman::shared] impl Counter {}
+/// ```
+/// use procman::prelude::*;
+/// # #[derive(Shared, Debug)] pub struct Counter { n: i64 }
+/// # #[shared] impl Counter { pub fn get(&self) -> i64 { self.n } }
 ///
 /// #[manager]
 /// pub struct AppManager;
@@ -169,9 +270,28 @@ pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     fn counter(start: i64) -> Counter {
 ///         Counter { n: start }
 ///     }
-///     #[manager(typeid = "get_counter")]
+///     #[manager(typeid = "shared_counter", singleton)]
+///     fn the_counter() -> Counter {
+///         Counter { n: 100 }
+///     }
+/// }
+///
+/// // A client program of a remote `AppManager` declares the typeids it uses, without bodies.
+/// #[manager]
+/// pub struct AppClient;
+///
+/// #[manager]
+/// impl AppClient {
+///     #[manager(typeid = "shared_counter")]
 ///     fn remote_counter() -> Counter;
 /// }
+///
+/// procman::init();
+/// let m = AppManager::new().serve_in_background()?;
+/// assert_eq!(m.counter(5)?.get()?, 5);
+/// let client = AppClient::new().address(m.address().clone()).connect()?;
+/// assert_eq!(client.remote_counter()?.get()?, 100);
+/// # Ok::<(), procman::Error>(())
 /// ```
 #[proc_macro_attribute]
 pub fn manager(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -181,7 +301,7 @@ pub fn manager(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Inserts `::procman::init();` as the first statement of `main`, so that a process that
 /// procman re-executes (a manager server, a spawned function) takes its role there.
 ///
-/// ```ignore
+/// ```
 /// #[procman::main]
 /// fn main() {
 ///     // `procman::init();` runs here first.
