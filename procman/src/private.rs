@@ -115,10 +115,48 @@ pub fn ret<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>> {
     wire::encode(value, "a return value")
 }
 
-/// Converts the error of a method returning `Result<T>` (one argument: `procman::Result` or an
-/// error that converts into it) into the call's error.
-pub fn into_error<E: Into<Error>>(e: E) -> Error {
-    e.into()
+/// Converts the error of a method returning a one-argument `Result<T>` (or of a creator) into
+/// the call's error.
+pub fn into_error<E: IntoCallError>(e: E) -> Error {
+    e.into_call_error()
+}
+
+/// An error that becomes the call's [`Error`] when a method returning a one-argument
+/// `Result<T>` fails: procman's own, and the I/O and shared-memory errors it wraps. Any other
+/// error (a crate's own `type Result<T> = Result<T, MyError>`) is not flattened: the compile
+/// error says what to write.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot become the call's `procman::Error`: only `procman::Result<T>` (or `io::Result<T>`) is flattened",
+    label = "this one-argument `Result<T>` has the error type `{Self}`",
+    note = "to give the caller the error back typed, write the two-argument form `std::result::Result<T, {Self}>` (its error must be `Serialize + Deserialize`); for an error that becomes the call's error, return `procman::Result<T>`"
+)]
+pub trait IntoCallError {
+    /// The call's error.
+    fn into_call_error(self) -> Error;
+}
+
+impl IntoCallError for Error {
+    fn into_call_error(self) -> Error {
+        self
+    }
+}
+
+impl IntoCallError for std::io::Error {
+    fn into_call_error(self) -> Error {
+        self.into()
+    }
+}
+
+impl IntoCallError for procman_shm::ShmError {
+    fn into_call_error(self) -> Error {
+        self.into()
+    }
+}
+
+impl IntoCallError for std::convert::Infallible {
+    fn into_call_error(self) -> Error {
+        match self {}
+    }
 }
 
 /// Wraps a value for the object table.

@@ -323,9 +323,13 @@ fn dispatch_arm(method: &Method) -> TokenStream {
         }
         Ret::Flatten(ty) => {
             let reply = reply(ty);
-            let output = &method.sig.output;
-            let error_at = ident_at(&error, output.span());
-            let into_error = quote_spanned!(user_span(output.span())=> ::procman::__private::into_error(#error_at));
+            // At the written `Result<T>`, where the error says what to write instead.
+            let output = match &method.sig.output {
+                syn::ReturnType::Type(_, written) => written.span(),
+                syn::ReturnType::Default => method.sig.output.span(),
+            };
+            let error_at = ident_at(&error, output);
+            let into_error = quote_spanned!(user_span(output)=> ::procman::__private::into_error(#error_at));
             quote! {
                 let #result = #call;
                 match #result {
