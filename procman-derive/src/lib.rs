@@ -34,9 +34,12 @@
 //! | --- | --- |
 //! | nothing, `()` | `procman::Result<()>` |
 //! | `T` (`&str`, `&[E]`, `&E`: `String`, `Vec<E>`, `E`) | `procman::Result<T>` |
-//! | `X::Result<T>` (a `Result` with one argument) | `procman::Result<T>`: the error is converted with `Into<procman::Error>` |
+//! | `procman::Result<T>` or `io::Result<T>` (a `Result` with one argument) | `procman::Result<T>`: the error becomes the call's error; a one-argument `Result<T>` of another error type (a crate's own alias) is a compile error that says to write `Result<T, E>` |
 //! | `Result<T, E>` (two arguments) | `procman::Result<Result<T, E>>`: the caller gets `E` back |
 //! | `U` or `X::Result<U>` with `#[shared(proxy)]` | `procman::Result<UProxy>` |
+//!
+//! `procman::Encoded<T>` anywhere in an argument or result type (not `Encoded<Opaque>`) is `T`
+//! on the proxy: `&[Encoded<T>]` takes a `&[T]`, `Option<Encoded<V>>` returns an `Option<V>`.
 //!
 //! Each travelling type must be `Serialize + DeserializeOwned`. This is checked once, on the
 //! proxy method, by a bound spanned at the user's type, so a `std::fs::File` argument is one
