@@ -227,8 +227,13 @@ impl<T> Queue<T> {
         w.count.store(n, Ordering::Relaxed);
     }
 
+    /// Takes the queue's lock. A non-blocking `put`/`get` still waits for the lock, which is only
+    /// ever held for a copy (or, after its holder died, until a waiter takes it over), as
+    /// CPython's `put_nowait`/`get_nowait` take the queue's mutex: "non-blocking" is about room
+    /// and items, and a busy lock must not pass for a full or empty queue.
     fn lock(&self, blocking: bool, deadline: Option<Instant>) -> Option<DataGuard<'_>> {
-        let (g, abandoned) = self.block.lock_data(blocking, deadline)?;
+        let deadline = if blocking { deadline } else { None };
+        let (g, abandoned) = self.block.lock_data(true, deadline)?;
         if abandoned.is_some() {
             self.repair(&g);
         }
