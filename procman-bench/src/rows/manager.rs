@@ -1,0 +1,202 @@
+//! The rows of one running manager: `manager` (create + drop, dict, Lock, Namespace),
+//! `queue` (a manager Queue across processes) and `clients` (many client processes).
+
+use super::bench_manager::{BenchManager, CounterProxy};
+use crate::measure::{BoxResult, Scale, err, now_ns, per_op, progress};
+use crate::python::{self, Python};
+use crate::table::{Bar, Fig, Key, Row, Table};
+use procman::prelude::*;
+use procman::sync::QueueProxy;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The rows of the groups among `manager`, `queue` and `clients` for which `runs` is true.
+pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table, runs: impl Fn(&str) -> bool) {
+    let m = match BenchManager::new().start() {
+        Ok(m) => m,
+        Err(e) => {
+            progress(&format!("cannot start a manager: {e}"));
+            return;
+        }
+    };
+    if runs("manager") {
+        progress("manager objects: create+drop, Queue, dict, Lock, Namespace");
+        table.push(Row::new(
+            Key::CreateDrop,
+            "create + drop a proxy",
+            create_drop(scale, &m).map(|t| Fig::Rate(1.0 / t, "ops")).map_err(err),
+            python.rate(python::CREATE_DROP, "ops"),
+            Bar::RateAtLeast(20.0),
+        ));
+    }
+    if runs("manager") || runs("queue") {
+        table.push(Row::new(
+            Key::ManagerQueue,
+            "manager Queue put -> get across processes",
+            manager_queue(scale, &m).map(|r| Fig::Rate(r, "msgs")).map_err(err),
+            python.rate(python::MANAGER_QUEUE, "msgs"),
+            Bar::RateAtLeast(10.0),
+        ));
+        // Each `get` is one synchronous round trip, so a consumer gets about one message per raw
+        // round trip (measured earlier in the run): the row shows that rate beside Python's.
+        let reference = table
+            .get(Key::UnixCall)
+            .and_then(|r| r.baseline.clone().ok())
+            .map(|rtt| Fig::Rate(1.0 / rtt.value(), "msgs"))
+            .ok_or_else(|| "needs the ping-pong row".to_string());
+        table.push(Row::new(
+            Key::QueueReference,
+            "reference: one get per raw Unix round trip, 1 / RTT (baseline: Python's Queue)",
+            reference,
+            python.rate(python::MANAGER_QUEUE, "msgs"),
+            Bar::None,
+        ));
+    }
+    if runs("manager") {
+        let rates = proxy_rates(scale, &m).map_err(err);
+        for (i, (key, name, label)) in [
+            (Key::DictInsert, "dict proxy insert (d['k'] = 1)", python::DICT_INSERT),
+            (Key::DictGet, "dict proxy get (d['k'])", python::DICT_GET),
+            (Key::ManagerLock, "manager Lock acquire + release", python::LOCK),
+            (Key::NamespaceGet, "Namespace proxy get (ns.x)", python::NAMESPACE_GET),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let fig = rates.as_ref().map(|v| Fig::Rate(v[i], "ops")).map_err(Clone::clone);
+            table.push(Row::new(key, name, fig, python.rate(label, "ops"), Bar::None));
+        }
+    }
+    if runs("clients") {
+        progress("many clients: 64 threads in 4 processes");
+        let single = table
+            .get(Key::PythonCall)
+            .and_then(|r| r.procman.clone().ok())
+            .ok_or_else(|| "no single-client figure".to_string());
+        table.push(Row::new(
+            Key::ManyClients,
+            "64 client threads in 4 processes, one server (baseline: 1 client)",
+            many_clients(scale, &m).map(|r| Fig::Rate(r, "calls")).map_err(err),
+            single,
+            Bar::None,
+        ));
+    }
+    let _ = m.shutdown();
+}
+
+/// Seconds per creation and drop of a `Counter`'s proxy.
+fn create_drop(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
+    let n = scale.n(5_000, 1_000);
+    let mut failed = None;
+    let t = per_op(n / 10, n, || match m.counter(0) {
+        Ok(p) => drop(black_box(p)),
+        Err(e) => failed = Some(e),
+    });
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(t),
+    }
+}
+
+fn manager_queue_consumer((q, n): (QueueProxy<u64>, u64)) -> u64 {
+    (0..n).fold(0u64, |s, _| s.wrapping_add(q.get().expect("get")))
+}
+
+/// Messages per second from this process's `put`s to a consumer process's `get`s: the best of
+/// a few rounds, each with a new consumer.
+fn manager_queue(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
+    let n = scale.n(20_000, 5_000) as u64;
+    let q = m.queue::<u64>(0)?;
+    let mut best = 0f64;
+    for _ in 0..scale.n(3, 1) {
+        let consumer = Process::spawn(manager_queue_consumer, (q.clone(), n + 1))?;
+        q.put(0)?; // the consumer is running once this one is taken
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.qsize()? > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let t = Instant::now();
+        for i in 0..n {
+            q.put(i)?;
+        }
+        let sum = consumer.join()?;
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(sum, n * (n - 1) / 2, "the consumer got every message");
+        best = best.max(n as f64 / dt);
+    }
+    Ok(best)
+}
+
+/// procman's figures for Python's other proxy rows, in operations per second: dict set, dict
+/// get, Lock, Namespace.
+fn proxy_rates(scale: Scale, m: &BenchManager) -> BoxResult<[f64; 4]> {
+    let n = scale.n(20_000, 5_000);
+    let d = m.dict::<String, i64>()?;
+    let key = "k".to_string();
+    let set = per_op(n / 10, n, || {
+        d.insert(key.clone(), 1).expect("insert");
+    });
+    let get = per_op(n / 10, n, || {
+        black_box(d.get(&key).expect("get"));
+    });
+    let lk = m.lock()?;
+    let lock = per_op(n / 20, n / 2, || {
+        lk.acquire(true, None).expect("acquire");
+        lk.release().expect("release");
+    });
+    let ns = m.namespace()?;
+    ns.set("x", &0i64)?;
+    let nsget = per_op(n / 10, n, || {
+        black_box(ns.get::<i64>("x").expect("ns.x"));
+    });
+    Ok([1.0 / set, 1.0 / get, 1.0 / lock, 1.0 / nsget])
+}
+
+/// One client process of the many-clients row: `threads` threads calling `c.incr` from
+/// `t0` to `t1` (nanoseconds since the epoch); returns the calls made and whether it was late.
+fn client_process((c, threads, t0, t1): (CounterProxy, usize, u64, u64)) -> (u64, bool) {
+    let late = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                c.incr(0).expect("warm-up call"); // opens this thread's connection
+                let now = now_ns();
+                if now < t0 {
+                    std::thread::sleep(Duration::from_nanos(t0 - now));
+                } else {
+                    late.store(true, Ordering::Relaxed);
+                }
+                let mut n = 0;
+                while now_ns() < t1 {
+                    c.incr(1).expect("call");
+                    n += 1;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    (total.load(Ordering::Relaxed), late.load(Ordering::Relaxed))
+}
+
+/// Calls per second of 64 client threads in 4 processes calling one server.
+fn many_clients(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
+    let (procs, threads) = (4, 16);
+    let c = m.counter(0)?;
+    let window = Duration::from_secs(scale.n(3, 1) as u64);
+    let t0 = now_ns() + 1_500_000_000;
+    let t1 = t0 + window.as_nanos() as u64;
+    let children = (0..procs)
+        .map(|_| Process::spawn(client_process, (c.clone(), threads, t0, t1)))
+        .collect::<procman::Result<Vec<_>>>()?;
+    let mut calls = 0;
+    for child in children {
+        let (n, late) = child.join()?;
+        if late {
+            progress("warning: a client process started after the measuring window opened");
+        }
+        calls += n;
+    }
+    Ok(calls as f64 / window.as_secs_f64())
+}

@@ -1,0 +1,13 @@
+//! procman's own measurements, one file a group of rows (`--only <group>`):
+//!
+//! - `call.rs`: `call`, a proxy call beside a raw ping-pong of the same sizes and beside Python;
+//! - `manager.rs`: `manager`, `queue` and `clients`, the objects of one running manager;
+//! - `server.rs`: `start` and `memory`, the server's start-up and its memory per object;
+//! - `shm.rs`: `shm`, LocalManager's shared-memory objects beside raw atomics and `memcpy`;
+//! - `bench_manager.rs`: the manager they measure and the `Counter` it serves.
+
+mod bench_manager;
+pub(crate) mod call;
+pub(crate) mod manager;
+pub(crate) mod server;
+pub(crate) mod shm;
