@@ -5,7 +5,7 @@ pub use postcard;
 pub use serde;
 
 pub use crate::child::ChildEntry;
-pub use crate::manager::CreatorEntry;
+pub use crate::server::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Referent};
 
