@@ -18,7 +18,7 @@
 
 use procman::prelude::*;
 use procman::sync::Queue;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The server's manager: `get_queue` returns the one queue it holds.
 #[manager]
@@ -48,16 +48,8 @@ fn serve((address, key): (String, String)) {
 }
 
 fn connect(address: &str, key: &str) -> procman::Result<QueueClient> {
-    // The server may still be starting: try for a few seconds.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match QueueClient::new().address(address).authkey(key).connect() {
-            Err(e) if e.is_connection_lost() && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            r => return r,
-        }
-    }
+    // The server may still be starting: wait for it for a few seconds.
+    QueueClient::new().address(address).authkey(key).connect_timeout(Duration::from_secs(10)).connect()
 }
 
 fn put((address, key, item): (String, String, String)) -> procman::Result<()> {

@@ -12,11 +12,12 @@
 
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::unpoison;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::sync::{OnceLock, RwLock};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -90,27 +91,27 @@ fn keyring() -> &'static RwLock<HashMap<Address, AuthKey>> {
 /// assert_eq!(procman::authkey(), procman::authkey());
 /// ```
 pub fn authkey() -> AuthKey {
-    process_key_cell().read().unwrap_or_else(|e| e.into_inner()).clone()
+    unpoison::read(process_key_cell()).clone()
 }
 
 /// Replaces this process's authentication key (see [`authkey`]).
 pub fn set_authkey(key: impl Into<AuthKey>) {
-    *process_key_cell().write().unwrap_or_else(|e| e.into_inner()) = key.into();
+    *unpoison::write(process_key_cell()) = key.into();
 }
 
 /// Remembers the key of a manager, so proxies that arrive from elsewhere can connect to it.
 pub(crate) fn remember(address: &Address, key: &AuthKey) {
-    keyring().write().unwrap_or_else(|e| e.into_inner()).insert(address.clone(), key.clone());
+    unpoison::write(keyring()).insert(address.clone(), key.clone());
 }
 
 /// The key to use for `address`: the remembered one, or the process key.
 pub(crate) fn key_for(address: &Address) -> AuthKey {
-    keyring().read().unwrap_or_else(|e| e.into_inner()).get(address).cloned().unwrap_or_else(authkey)
+    unpoison::read(keyring()).get(address).cloned().unwrap_or_else(authkey)
 }
 
 /// What a child inherits: the process key and the remembered keys.
 pub(crate) fn export() -> (Vec<u8>, Vec<(Address, Vec<u8>)>) {
-    let ring = keyring().read().unwrap_or_else(|e| e.into_inner());
+    let ring = unpoison::read(keyring());
     (authkey().0, ring.iter().map(|(a, k)| (a.clone(), k.0.clone())).collect())
 }
 
@@ -135,9 +136,19 @@ fn nonce() -> [u8; NONCE] {
     n
 }
 
-/// The server's side. On a wrong key the client is told and `Error::Authentication` returned.
+/// The server's side. On a wrong key the client is told and `Error::Authentication` returned;
+/// its reason says what went wrong: `the client does not know the key`, `the handshake deadline
+/// passed` (the stream's timeouts are the deadline), `the peer closed the connection during the
+/// handshake`, or another I/O error.
 pub(crate) fn server_handshake(s: &mut (impl Read + Write), key: &AuthKey, peer: &str) -> Result<()> {
-    let io = |e: std::io::Error| Error::Authentication { address: peer.into(), reason: format!("handshake I/O: {e}") };
+    let io = |e: std::io::Error| {
+        let reason = match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => "the handshake deadline passed".into(),
+            ErrorKind::UnexpectedEof => "the peer closed the connection during the handshake".into(),
+            _ => format!("handshake I/O: {e}"),
+        };
+        Error::Authentication { address: peer.into(), reason }
+    };
     let challenge = nonce();
     let mut hello = [0u8; MAGIC.len() + NONCE];
     hello[..MAGIC.len()].copy_from_slice(MAGIC);
@@ -159,13 +170,19 @@ pub(crate) fn server_handshake(s: &mut (impl Read + Write), key: &AuthKey, peer:
     Ok(())
 }
 
-/// The client's side: proves the key, then checks that the server knows it too.
+/// The client's side: proves the key, then checks that the server knows it too. A peer that
+/// does not start the handshake before the stream's read timeout is [`Error::Unreachable`]; one
+/// that closes the connection first is [`Error::ConnectionLost`].
 pub(crate) fn client_handshake(s: &mut (impl Read + Write), key: &AuthKey, address: &Address) -> Result<()> {
     let fail = |reason: String| Error::Authentication { address: address.to_string(), reason };
     let mut hello = [0u8; MAGIC.len() + NONCE];
-    s.read_exact(&mut hello).map_err(|e| Error::ConnectionLost {
-        address: address.to_string(),
-        reason: format!("during the handshake: {e}"),
+    s.read_exact(&mut hello).map_err(|e| match e.kind() {
+        // Something accepted the connection but says nothing: not a manager, or not in time.
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Unreachable {
+            address: address.to_string(),
+            reason: "the peer accepted the connection but did not start the handshake in time".into(),
+        },
+        _ => Error::ConnectionLost { address: address.to_string(), reason: format!("during the handshake: {e}") },
     })?;
     if &hello[..MAGIC.len()] != MAGIC {
         return Err(Error::Protocol {

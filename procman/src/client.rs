@@ -11,14 +11,14 @@ use crate::address::Address;
 use crate::auth;
 use crate::error::{Error, Result};
 use crate::transport::Stream;
+use crate::unpoison;
 use crate::wire::message::{Reply, Request};
 use crate::wire::{self, Bytes};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
-use std::os::fd::AsRawFd;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a client waits for a server's side of the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,21 +46,32 @@ fn shut_down() -> &'static Mutex<HashSet<Address>> {
 }
 
 pub(crate) fn mark_shut_down(address: &Address) {
-    shut_down().lock().unwrap_or_else(|e| e.into_inner()).insert(address.clone());
-    anchors().lock().unwrap_or_else(|e| e.into_inner()).remove(address);
+    unpoison::lock(shut_down()).insert(address.clone());
+    unpoison::lock(anchors()).remove(address);
     let _ = CONNS.try_with(|c| c.try_borrow_mut().map(|mut m| m.remove(address)));
 }
 
 pub(crate) fn unmark_shut_down(address: &Address) {
-    shut_down().lock().unwrap_or_else(|e| e.into_inner()).remove(address);
+    unpoison::lock(shut_down()).remove(address);
 }
 
-fn lost(address: &Address, reason: impl std::fmt::Display) -> Error {
-    if shut_down().lock().unwrap_or_else(|e| e.into_inner()).contains(address) {
+/// `Error::Shutdown` for a manager this process shut down, else the error `otherwise` makes.
+fn unless_shut_down(address: &Address, otherwise: impl FnOnce(String) -> Error) -> Error {
+    if unpoison::lock(shut_down()).contains(address) {
         Error::Shutdown { address: address.to_string() }
     } else {
-        Error::ConnectionLost { address: address.to_string(), reason: reason.to_string() }
+        otherwise(address.to_string())
     }
+}
+
+/// A connection that was up broke.
+fn lost(address: &Address, reason: impl std::fmt::Display) -> Error {
+    unless_shut_down(address, |address| Error::ConnectionLost { address, reason: reason.to_string() })
+}
+
+/// No connection could be made.
+fn unreachable(address: &Address, reason: impl std::fmt::Display) -> Error {
+    unless_shut_down(address, |address| Error::Unreachable { address, reason: reason.to_string() })
 }
 
 /// One authenticated connection to a manager.
@@ -81,10 +92,26 @@ impl Conn {
 
     /// Connects as client `client` (this process, except in fault-injection tests).
     pub(crate) fn open_with(address: &Address, key: &auth::AuthKey, client: u128) -> Result<Conn> {
-        let mut stream = Stream::connect(address).map_err(|e| lost(address, format_args!("could not connect: {e}")))?;
+        Conn::establish(address, key, client, None)
+    }
+
+    /// Connects, authenticates and says hello. With a `connect_timeout`, the connection
+    /// attempt and the manager's side of the handshake each give up after it.
+    ///
+    /// Fails with [`Error::Unreachable`] when no connection can be made,
+    /// [`Error::Authentication`] for a wrong key, and [`Error::ConnectionLost`] when the
+    /// manager closes the connection during the handshake.
+    fn establish(
+        address: &Address,
+        key: &auth::AuthKey,
+        client: u128,
+        connect_timeout: Option<Duration>,
+    ) -> Result<Conn> {
+        let mut stream = Stream::connect(address, connect_timeout).map_err(|e| unreachable(address, e))?;
         // A blocked call learns within about a minute that a remote manager vanished.
         let _ = stream.set_keepalive(CLIENT_KEEPALIVE);
-        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| Error::io("setting a socket timeout", e))?;
+        let handshake_timeout = connect_timeout.map_or(HANDSHAKE_TIMEOUT, |t| t.min(HANDSHAKE_TIMEOUT));
+        stream.set_read_timeout(Some(handshake_timeout)).map_err(|e| Error::io("setting a socket timeout", e))?;
         auth::client_handshake(&mut stream, key, address)?;
         stream.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
         let writer = stream.try_clone().map_err(|e| Error::io("cloning a socket", e))?;
@@ -107,15 +134,6 @@ impl Conn {
     pub(crate) fn request(&mut self, req: &Request<'_>) -> Result<Vec<u8>> {
         self.send(req)?;
         self.read_reply()
-    }
-
-    /// True when the manager closed this connection (a poll that does not wait).
-    fn hung_up(&self) -> bool {
-        let mut p = libc::pollfd { fd: self.writer.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-        // SAFETY: poll(2) on one valid pollfd with a zero timeout; the descriptor is owned by
-        // this connection and open for the duration of the call.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
     }
 
     pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
@@ -196,9 +214,9 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
 
 /// Makes sure this process holds its anchor connection to `address`.
 pub(crate) fn ensure_anchor(address: &Address) -> Result<()> {
-    let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = unpoison::lock(anchors());
     // An anchor to a manager that went away (and may be back at the same address) is replaced.
-    if map.get(address).is_none_or(|c| c.hung_up()) {
+    if map.get(address).is_none_or(|c| c.writer.hung_up()) {
         let conn = Conn::open(address)?;
         map.insert(address.clone(), conn);
     }
@@ -221,7 +239,7 @@ pub(crate) fn send_existing(address: &Address, req: &Request<'_>) {
         .ok()
         .flatten();
     if sent.is_none() {
-        let mut map = anchors().lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = unpoison::lock(anchors());
         if let Some(conn) = map.get_mut(address)
             && conn.send(req).is_err()
         {
@@ -233,4 +251,31 @@ pub(crate) fn send_existing(address: &Address, req: &Request<'_>) {
 /// Opens a connection of its own (not shared with the thread), for shutdown and checks.
 pub(crate) fn request_once(address: &Address, req: &Request<'_>) -> Result<Vec<u8>> {
     Conn::open(address)?.request(req)
+}
+
+/// Opens a connection for `connect()`, waiting for a manager that is still starting: while
+/// nothing answers at the address (or the manager drops the connection during the handshake),
+/// tries again after 10 ms, then 20, 40, ... up to 200 ms between attempts, until `within` has
+/// passed; then fails with [`Error::Unreachable`]. Other errors (a wrong key) fail at once.
+pub(crate) fn open_waiting(address: &Address, key: &auth::AuthKey, within: Duration) -> Result<Conn> {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+    let deadline = Instant::now() + within;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let reason = match Conn::establish(address, key, client_id(), Some(left)) {
+            Err(Error::Unreachable { reason, .. } | Error::ConnectionLost { reason, .. }) => reason,
+            r => return r,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Unreachable {
+                address: address.to_string(),
+                reason: format!("nothing answered within {within:?} (last: {reason})"),
+            });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
 }

@@ -207,6 +207,32 @@ pub enum Error {
         #[serde(with = "io_message")]
         source: io::Error,
     },
+    // New variants go last: an error crosses the wire as its variant's index.
+    /// Nothing answered at the address: no manager listens there (yet, or any more), the
+    /// socket file or abstract name does not exist, or connecting timed out. No connection was
+    /// made, so nothing was sent. [`ManagerBuilder::connect_timeout`](crate::ManagerBuilder::connect_timeout)
+    /// makes `connect()` wait for a manager that is still starting.
+    #[error("no manager at {address}: {reason}")]
+    Unreachable {
+        /// The address that was tried.
+        address: String,
+        /// What the OS said (connection refused, no such file, timed out, ...).
+        reason: String,
+    },
+    /// A child process that procman started ended without taking its role: the program's
+    /// `main` does not call [`procman::init()`](crate::init) before anything else, so the child
+    /// ran the program itself instead of the manager or the function it was started for.
+    #[error(
+        "child process {pid} of {program} exited ({status}) without taking its role: call `procman::init()` first in `main` (or use `#[procman::main]`; in tests, `procman::child_entry_point!()`)"
+    )]
+    InitMissing {
+        /// The child's process id.
+        pid: u32,
+        /// The executable, the parent's own.
+        program: String,
+        /// How the child ended, as the OS reported it.
+        status: String,
+    },
 }
 
 impl From<procman_shm::ShmError> for Error {
@@ -263,9 +289,35 @@ impl Error {
         Error::Usage(message.to_string())
     }
 
-    /// True for errors that mean the manager can no longer be reached.
+    /// True when the manager cannot be reached, whatever the reason: nothing answered at its
+    /// address ([`Unreachable`](Error::Unreachable)), a connection that was up broke
+    /// ([`ConnectionLost`](Error::ConnectionLost)), or this process shut it down
+    /// ([`Shutdown`](Error::Shutdown)). Retrying can help in the first two cases only; match the
+    /// variant to tell them apart. To wait for a manager that is starting, use
+    /// [`ManagerBuilder::connect_timeout`](crate::ManagerBuilder::connect_timeout) rather than a
+    /// loop over this.
+    ///
+    /// ```
+    /// use procman::Error;
+    /// let never_up = Error::Unreachable { address: "127.0.0.1:9".into(), reason: "connection refused".into() };
+    /// let broke = Error::ConnectionLost { address: "127.0.0.1:9".into(), reason: "reset".into() };
+    /// assert!(never_up.is_connection_lost() && broke.is_connection_lost());
+    /// assert!(!Error::Empty.is_connection_lost());
+    /// assert_eq!(never_up.to_string(), "no manager at 127.0.0.1:9: connection refused");
+    /// ```
     pub fn is_connection_lost(&self) -> bool {
-        matches!(self, Error::ConnectionLost { .. } | Error::Shutdown { .. })
+        matches!(self, Error::Unreachable { .. } | Error::ConnectionLost { .. } | Error::Shutdown { .. })
+    }
+}
+
+/// The message of a caught panic: its payload when that is a string.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".into()
     }
 }
 

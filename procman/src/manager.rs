@@ -1,16 +1,18 @@
-//! Managers: the handle to a server, its builder, and the registry of creators.
+//! Managers: the handle to a server ([`BaseManager`]) and the builder that starts, binds or
+//! connects one ([`ManagerBuilder`]).
 
 use crate::address::Address;
 use crate::auth::{self, AuthKey};
-use crate::child::{self, ChildProcess, Role};
+use crate::child::{self, ChildProcess};
 use crate::client;
 use crate::error::{Error, Result};
 use crate::proxy::BaseProxy;
-use crate::server::{Core, Object, Server, ServerConfig};
+use crate::role::{self, Role, ServerConfig};
+use crate::server::{Core, Server, registry};
 use crate::shared::Proxy;
+use crate::unpoison;
 use crate::wire::message::{ObjectInfo, Request};
 use crate::wire::{self, Bytes};
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -30,54 +32,15 @@ pub trait Manager: Sized + Send + Sync + 'static {
     fn base(&self) -> &BaseManager;
 }
 
-/// One creator: registered by `#[manager]` through `inventory`.
-#[derive(Debug)]
-pub struct CreatorEntry {
-    /// `Manager::NAME` of the manager that declares it.
-    pub manager: &'static str,
-    /// The typeid clients ask for.
-    pub typeid: &'static str,
-    /// Builds the object from encoded arguments, in the server.
-    pub create: fn(&[u8]) -> Result<Object>,
-    /// One object shared by every caller.
-    pub singleton: bool,
-    /// Where it is declared.
-    pub file: &'static str,
-    /// Where it is declared.
-    pub line: u32,
-}
-
-inventory::collect!(CreatorEntry);
-
-/// The creators of `manager` and of the managers it includes; a typeid declared twice is an error.
-pub(crate) fn registry(manager: &str, includes: &[String]) -> Result<HashMap<&'static str, &'static CreatorEntry>> {
-    let mut map: HashMap<&'static str, &'static CreatorEntry> = HashMap::new();
-    for e in inventory::iter::<CreatorEntry> {
-        if e.manager != manager && !includes.iter().any(|i| i == e.manager) {
-            continue;
-        }
-        if let Some(first) = map.insert(e.typeid, e) {
-            return Err(Error::DuplicateTypeid {
-                manager: manager.into(),
-                typeid: e.typeid.into(),
-                first: format!("{}:{}", first.file, first.line),
-                second: format!("{}:{}", e.file, e.line),
-            });
-        }
-    }
-    Ok(map)
-}
-
-/// The typeids a manager serves, sorted (for diagnostics and tools).
+/// The typeids a manager serves, sorted (for diagnostics and tools). Fails with
+/// [`Error::DuplicateTypeid`] when a typeid is declared twice for it.
 ///
 /// ```
 /// assert!(procman::typeids::<procman::NoManager>().unwrap().is_empty());
 /// ```
 pub fn typeids<M: Manager>() -> Result<Vec<&'static str>> {
     let includes: Vec<String> = M::INCLUDES.iter().map(|s| s.to_string()).collect();
-    let mut v: Vec<_> = registry(M::NAME, &includes)?.into_keys().collect();
-    v.sort_unstable();
-    Ok(v)
+    registry::typeids(M::NAME, &includes)
 }
 
 /// A manager with no creators: for tools that only connect and use [`BaseManager`]'s untyped API.
@@ -107,7 +70,64 @@ impl std::ops::Deref for NoManager {
 ///
 /// Made by the generated `M::new()`. Without an address the server listens on a fresh Linux
 /// abstract socket; without a key it uses [`procman::authkey()`](crate::authkey), which the
-/// processes procman starts inherit.
+/// processes procman starts inherit. Then one of:
+///
+/// | method | the server runs | returns |
+/// | --- | --- | --- |
+/// | [`start`](Self::start) | in a child process (this program, re-executed) | the manager handle |
+/// | [`serve_in_background`](Self::serve_in_background) | on a thread of this process | the manager handle |
+/// | [`serve_forever`](Self::serve_forever) | on this thread, until a client shuts it down | when it stops |
+/// | [`bind`](Self::bind) | not yet: bound, so its real address is known | a [`BoundServer`] |
+/// | [`connect`](Self::connect) | elsewhere, already (a remote manager) | the manager handle |
+///
+/// ```
+/// use procman::prelude::*;
+///
+/// #[derive(Shared, Debug)]
+/// pub struct Counter { n: i64 }
+///
+/// #[shared]
+/// impl Counter {
+///     pub fn incr(&mut self, by: i64) -> i64 { self.n += by; self.n }
+/// }
+///
+/// #[manager]
+/// pub struct AppManager;
+///
+/// #[manager]
+/// impl AppManager {
+///     fn counter(start: i64) -> Counter { Counter { n: start } }
+/// }
+///
+/// fn main() -> procman::Result<()> {
+///     procman::init();
+///     let server = AppManager::new().address("127.0.0.1:0").authkey("secret").serve_in_background()?;
+///     let client = AppManager::new().address(server.address().clone()).authkey("secret").connect()?;
+///     assert_eq!(client.counter(1)?.incr(1)?, 2);
+///     server.shutdown()
+/// }
+/// ```
+///
+/// # Logs
+///
+/// A server logs through [`tracing`](https://docs.rs/tracing), target `procman::server`. It
+/// logs the peers it refuses at `warn`, each with the fields `manager` (its address) and `peer`
+/// (`ip:port`, or `local peer`); the connection is closed and every other client is served on.
+/// Keys are never logged.
+///
+/// | the peer | message | more fields |
+/// | --- | --- | --- |
+/// | has a wrong key, or sends bytes that are not procman's handshake | `refused a connection: authentication failed` | `reason = "the client does not know the key"` |
+/// | does not finish the handshake within [`handshake_timeout`](Self::handshake_timeout) | `refused a connection: authentication failed` | `reason = "the handshake deadline passed"` |
+/// | hangs up during the handshake | `refused a connection: authentication failed` | `reason = "the peer closed the connection during the handshake"` |
+/// | is one too many of the connections still authenticating ([`max_unauthenticated`](Self::max_unauthenticated)) | `refused a connection: too many unauthenticated connections` | `limit` |
+/// | sends a frame larger than [`max_frame_size`](Self::max_frame_size) | `closed a connection: frame too large` | `size`, `limit` |
+/// | sends an undecodable request, or bytes after one | `closed a connection: protocol error` | `reason` |
+/// | authenticates, then sends something other than a hello | `closed a connection: it did not start with a hello` | |
+///
+/// At `debug` it logs `manager listening` when it starts serving, `shutdown requested` (with
+/// `peer`), and decrefs it ignored (with the object `id`); at `warn`, without `peer`, `accept
+/// failed` and `cannot start a connection thread` (with `error`), after which it goes on.
 pub struct ManagerBuilder<M> {
     address: Option<Result<Address>>,
     authkey: Option<AuthKey>,
@@ -116,6 +136,7 @@ pub struct ManagerBuilder<M> {
     handshake_timeout: Duration,
     max_unauthenticated: usize,
     keepalive: Option<Duration>,
+    connect_timeout: Option<Duration>,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -126,6 +147,7 @@ impl<M> fmt::Debug for ManagerBuilder<M> {
             .field("address", &self.address)
             .field("authkey", &self.authkey)
             .field("max_frame_size", &self.max_frame_size)
+            .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -147,12 +169,29 @@ impl<M: Manager> ManagerBuilder<M> {
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 64,
             keepalive: Some(Duration::from_secs(30)),
+            connect_timeout: None,
             _manager: PhantomData,
         }
     }
 
     /// The address to listen on or connect to (`"127.0.0.1:0"`, `"unix:/path"`, `"@name"`, or an
-    /// [`Address`]). A malformed address is reported by `start`, `serve_forever` or `connect`.
+    /// [`Address`]). A malformed address is reported by `start`, `bind`, `serve_*` or `connect`.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().address("127.0.0.1:0").serve_in_background()?;
+    /// assert!(matches!(m.address(), procman::Address::Tcp { port, .. } if *port != 0));
+    ///
+    /// let e = AppManager::new().address("no port").serve_in_background().unwrap_err();
+    /// assert!(e.to_string().starts_with("invalid address `no port`"), "{e}");
+    /// # m.shutdown()
+    /// # }
+    /// ```
     pub fn address<A>(mut self, address: A) -> Self
     where
         A: TryInto<Address>,
@@ -162,7 +201,23 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
-    /// The authentication key.
+    /// The authentication key. Both sides prove that they know it before anything else is
+    /// sent; a client with another key gets [`Error::Authentication`] and nothing is created.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().authkey("right key").serve_in_background()?;
+    /// let wrong = AppManager::new().address(m.address().clone()).authkey("wrong key").connect();
+    /// assert!(matches!(wrong, Err(procman::Error::Authentication { .. })));
+    /// assert!(AppManager::new().address(m.address().clone()).authkey("right key").connect().is_ok());
+    /// # m.shutdown()
+    /// # }
+    /// ```
     pub fn authkey(mut self, key: impl Into<AuthKey>) -> Self {
         self.authkey = Some(key.into());
         self
@@ -202,6 +257,42 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
+    /// Makes [`connect`](Self::connect) wait up to `timeout` for a manager that is not up
+    /// yet: while nothing answers at the address it tries again, after 10 ms, then doubling up
+    /// to 200 ms between attempts, and fails with [`Error::Unreachable`] when the time is over.
+    /// A wrong key is not retried: it fails at once with [`Error::Authentication`]. Without it,
+    /// `connect` tries once. It applies to `connect` only, not to the connections proxies open
+    /// later.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # use std::time::Duration;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let address = procman::Address::unique_local();
+    /// // Nothing listens there yet.
+    /// let e = AppManager::new().address(address.clone()).connect_timeout(Duration::from_millis(50)).connect();
+    /// assert!(matches!(e, Err(procman::Error::Unreachable { .. })));
+    ///
+    /// // A server that comes up a little later.
+    /// let at = address.clone();
+    /// let server = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    ///     AppManager::new().address(at).serve_forever()
+    /// });
+    /// let m = AppManager::new().address(address).connect_timeout(Duration::from_secs(10)).connect()?;
+    /// m.request_shutdown()?;
+    /// server.join().unwrap()
+    /// # }
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
     fn key(&self) -> Result<AuthKey> {
         let key = self.authkey.clone().unwrap_or_else(auth::authkey);
         if key.is_empty() && !self.allow_empty_authkey {
@@ -236,9 +327,23 @@ impl<M: Manager> ManagerBuilder<M> {
     /// dies (SIGKILL included).
     ///
     /// Fails when the address cannot be bound, a typeid is declared twice, or the child cannot
-    /// be started.
+    /// be started; with [`Error::InitMissing`] when `main` does not call [`crate::init`] first.
+    ///
+    /// ```rust,no_run
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// fn main() -> procman::Result<()> {
+    ///     procman::init(); // the child takes its role here
+    ///     let m = AppManager::new().start()?;
+    ///     assert!(m.pid().is_some());
+    ///     m.shutdown()
+    /// }
+    /// ```
     pub fn start(self) -> Result<M> {
-        child::check_not_unclaimed_child();
+        role::check_not_unclaimed_child();
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
         let mut process = child::spawn(Role::Server(config))?;
@@ -248,20 +353,53 @@ impl<M: Manager> ManagerBuilder<M> {
         Ok(M::from_base(BaseManager::new(address, Owner::Child(process))))
     }
 
+    /// Binds the server's address without serving yet (Python's `manager.get_server()`), so
+    /// that the real address is known first: the port the OS chose for port 0.
+    ///
+    /// Fails when the address cannot be bound or a typeid is declared twice.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let server = AppManager::new().address("127.0.0.1:0").authkey("k").bind()?;
+    /// let address = server.address().clone(); // say, 127.0.0.1:41873
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// let client = AppManager::new().address(address).authkey("k").connect()?;
+    /// client.request_shutdown()?;
+    /// serving.join().unwrap()
+    /// # }
+    /// ```
+    pub fn bind(self) -> Result<BoundServer<M>> {
+        Ok(BoundServer { server: Server::bind(self.config()?)?, _manager: PhantomData })
+    }
+
     /// Serves in this process until a client asks it to shut down (Python's
-    /// `serve_forever()`). Objects run on connection threads of this process.
+    /// `serve_forever()`); the same as [`bind`](Self::bind) then
+    /// [`BoundServer::serve_forever`]. Objects run on connection threads of this process.
     pub fn serve_forever(self) -> Result<()> {
-        let server = Server::bind(self.config()?)?;
-        let file = server.socket_file();
-        server.serve();
-        if let Some(f) = file {
-            let _ = std::fs::remove_file(f);
-        }
-        Ok(())
+        self.bind()?.serve_forever()
     }
 
     /// Serves on a background thread of this process and returns a handle, as `start` does
-    /// but without a child process. Handy in tests and benchmarks.
+    /// but without a child process. Handy in tests, benchmarks and examples.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().serve_in_background()?;
+    /// assert_eq!(m.pid(), None); // no child process
+    /// assert_eq!(m.number_of_objects()?, 0);
+    /// m.shutdown()
+    /// # }
+    /// ```
     pub fn serve_in_background(self) -> Result<M> {
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
@@ -280,8 +418,29 @@ impl<M: Manager> ManagerBuilder<M> {
     /// Connects to a running manager (Python's `connect()`): checks the address and the key
     /// with one round trip.
     ///
-    /// Fails with [`Error::Authentication`] for a wrong key and [`Error::ConnectionLost`] when
-    /// nothing listens there.
+    /// Fails with [`Error::Unreachable`] when nothing answers at the address (see
+    /// [`connect_timeout`](Self::connect_timeout) to wait for a manager that is starting),
+    /// and with [`Error::Authentication`] for a wrong key.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let server = AppManager::new().address("127.0.0.1:0").authkey("k").serve_in_background()?;
+    /// let client = AppManager::new().address(server.address().clone()).authkey("k").connect()?;
+    /// assert_eq!(client.address(), server.address());
+    /// client.shutdown()?; // does nothing: the client did not start the server
+    /// assert_eq!(client.number_of_objects()?, 0);
+    ///
+    /// server.shutdown()?;
+    /// let gone = AppManager::new().address(server.address().clone()).authkey("k").connect();
+    /// assert!(matches!(gone, Err(procman::Error::Unreachable { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(self) -> Result<M> {
         let address = match self.address {
             Some(Ok(ref a)) => a.clone(),
@@ -290,9 +449,44 @@ impl<M: Manager> ManagerBuilder<M> {
         };
         let key = self.key()?;
         client::unmark_shut_down(&address);
-        client::Conn::open_with(&address, &key, client::client_id())?.request(&Request::Ping)?;
+        let mut conn = match self.connect_timeout {
+            None => client::Conn::open_with(&address, &key, client::client_id())?,
+            Some(within) => client::open_waiting(&address, &key, within)?,
+        };
+        conn.request(&Request::Ping)?;
         auth::remember(&address, &key);
         Ok(M::from_base(BaseManager::new(address, Owner::Connected)))
+    }
+}
+
+/// A server bound to its address and not serving yet (Python's `manager.get_server()`): made
+/// by [`ManagerBuilder::bind`], so that its real address can be read (and passed on) before it
+/// serves. Dropping it unbinds the address.
+pub struct BoundServer<M> {
+    server: Server,
+    _manager: PhantomData<fn() -> M>,
+}
+
+impl<M> fmt::Debug for BoundServer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("manager", &std::any::type_name::<M>())
+            .field("address", &self.server.address().to_string())
+            .finish()
+    }
+}
+
+impl<M: Manager> BoundServer<M> {
+    /// The address the server is bound to: the real one, with the port the OS chose for port 0.
+    pub fn address(&self) -> &Address {
+        self.server.address()
+    }
+
+    /// Serves in this process until a client asks it to shut down
+    /// ([`BaseManager::request_shutdown`]); see [`ManagerBuilder::bind`] for an example.
+    pub fn serve_forever(self) -> Result<()> {
+        self.server.serve();
+        Ok(())
     }
 }
 
@@ -332,22 +526,66 @@ impl BaseManager {
     }
 
     /// The address the server listens on: the real one, also when port 0 was asked for.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().address("127.0.0.1:0").serve_in_background()?;
+    /// let procman::Address::Tcp { host, port } = m.address() else { unreachable!() };
+    /// assert_eq!(host, "127.0.0.1");
+    /// assert_ne!(*port, 0);
+    /// # m.shutdown()
+    /// # }
+    /// ```
     pub fn address(&self) -> &Address {
         &self.inner.address
     }
 
     /// The process id of the server, for a manager started with `start()`.
     pub fn pid(&self) -> Option<u32> {
-        match &*self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*unpoison::lock(&self.inner.owner) {
             Owner::Child(c) => Some(c.pid()),
             _ => None,
         }
     }
 
-    /// Creates an object of `typeid` with encoded arguments (the fields of a tuple, in order)
-    /// and returns an untyped proxy. Generated creator methods call this.
+    /// Creates an object of `typeid` with encoded arguments (the fields of a tuple, in order,
+    /// encoded with postcard: nothing for no arguments) and returns an untyped proxy (Python's
+    /// `_create`). Generated creator methods call this; tools that know a manager only by its
+    /// typeids use it with [`BaseProxy::call_method`].
     ///
-    /// Fails with [`Error::UnknownTypeid`] when the server has no such creator.
+    /// Fails with [`Error::UnknownTypeid`] when the server has no such creator, and with
+    /// [`Error::Decode`] when the arguments are not the creator's.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[derive(Shared, Debug)]
+    /// # pub struct Counter { n: i64 }
+    /// # #[shared]
+    /// # impl Counter {
+    /// #     pub fn incr(&mut self, by: i64) -> i64 { self.n += by; self.n }
+    /// # }
+    /// #[manager]
+    /// pub struct AppManager;
+    ///
+    /// #[manager]
+    /// impl AppManager {
+    ///     fn zero() -> Counter { Counter { n: 0 } }
+    /// }
+    ///
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().serve_in_background()?;
+    /// let c = m.create_untyped("zero", &[])?;
+    /// assert_eq!(c.token().typeid(), "zero");
+    /// assert_eq!(c.call_method::<_, i64>("incr", &(2i64,))?, 2);
+    /// assert!(matches!(m.create_untyped("one", &[]), Err(procman::Error::UnknownTypeid { .. })));
+    /// # m.shutdown()
+    /// # }
+    /// ```
     pub fn create_untyped(&self, typeid: &str, args: &[u8]) -> Result<BaseProxy> {
         let req = Request::Create { typeid, args: Bytes(args) };
         let bytes = client::with_conn(&self.inner.address, |c| c.request(&req))?;
@@ -361,7 +599,33 @@ impl BaseManager {
         self.create_untyped(typeid, &args).map(P::from_base)
     }
 
-    /// Every live object with its reference count (Python's `_debug_info`).
+    /// Every live object with its reference count, by id (Python's `_debug_info`).
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[derive(Shared, Debug)]
+    /// # pub struct Counter { n: i64 }
+    /// # #[shared]
+    /// # impl Counter {
+    /// #     pub fn get(&self) -> i64 { self.n }
+    /// # }
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {
+    /// #     fn counter(start: i64) -> Counter { Counter { n: start } }
+    /// # }
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().serve_in_background()?;
+    /// let c = m.counter(0)?;
+    /// let d = c.clone();
+    /// let info = m.debug_info()?;
+    /// assert_eq!((info[0].typeid.as_str(), info[0].refcount), ("counter", 2));
+    /// drop((c, d));
+    /// assert!(m.debug_info()?.is_empty());
+    /// # m.shutdown()
+    /// # }
+    /// ```
     pub fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
         let bytes = client::with_conn(&self.inner.address, |c| c.request(&Request::DebugInfo))?;
         wire::decode(&bytes, "debug info")
@@ -375,8 +639,33 @@ impl BaseManager {
     /// Stops the server this handle started and waits for it (up to a second, then kills it).
     /// Does nothing for a handle made by `connect()`, and nothing the second time. Proxies of
     /// the manager then fail with [`Error::Shutdown`].
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[derive(Shared, Debug)]
+    /// # pub struct Counter { n: i64 }
+    /// # #[shared]
+    /// # impl Counter {
+    /// #     pub fn get(&self) -> i64 { self.n }
+    /// # }
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {
+    /// #     fn counter(start: i64) -> Counter { Counter { n: start } }
+    /// # }
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().serve_in_background()?;
+    /// let c = m.counter(3)?;
+    /// m.shutdown()?;
+    /// m.shutdown()?; // nothing the second time
+    /// assert!(matches!(c.get(), Err(procman::Error::Shutdown { .. })));
+    /// assert!(matches!(m.counter(0), Err(procman::Error::Shutdown { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(&self) -> Result<()> {
-        let mut owner = self.inner.owner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owner = unpoison::lock(&self.inner.owner);
         if matches!(*owner, Owner::Connected) {
             return Ok(());
         }
@@ -394,7 +683,7 @@ impl BaseManager {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let owner = std::mem::replace(self.owner.get_mut().unwrap_or_else(|e| e.into_inner()), Owner::Stopped);
+        let owner = std::mem::replace(unpoison::get_mut(&mut self.owner), Owner::Stopped);
         let _ = stop(&self.address, owner);
     }
 }

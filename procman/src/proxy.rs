@@ -72,11 +72,45 @@ impl BaseProxy {
         &self.token
     }
 
-    /// Calls `method` with `args` (a tuple: `()`, `(x,)`, `(x, y)`) and decodes the result as `R`.
+    /// Calls `method` with `args` (a tuple: `()`, `(x,)`, `(x, y)`) and decodes the result as `R`
+    /// (Python's `_callmethod`). The typed proxy methods do the same, checked at compile time.
     ///
     /// Fails with [`Error::NotExposed`] when the method is not exposed, [`Error::Decode`] when
     /// the arguments or the result do not have the types the method uses, [`Error::Remote`]
     /// when the method panicked, and [`Error::ConnectionLost`] when the manager is gone.
+    ///
+    /// ```
+    /// use procman::prelude::*;
+    ///
+    /// #[derive(Shared, Debug)]
+    /// pub struct Counter { n: i64 }
+    ///
+    /// #[shared]
+    /// impl Counter {
+    ///     pub fn incr(&mut self, by: i64) -> i64 { self.n += by; self.n }
+    ///     fn audit(&self) -> i64 { self.n } // not pub: not exposed
+    /// }
+    ///
+    /// #[manager]
+    /// pub struct AppManager;
+    ///
+    /// #[manager]
+    /// impl AppManager {
+    ///     fn counter(start: i64) -> Counter { Counter { n: start } }
+    /// }
+    ///
+    /// fn main() -> procman::Result<()> {
+    ///     let m = AppManager::new().serve_in_background()?;
+    ///     let c = m.counter(5)?;
+    ///     assert_eq!(c.call_method::<_, i64>("incr", &(2i64,))?, 7);
+    ///     let e = c.call_method::<_, i64>("audit", &()).unwrap_err();
+    ///     assert_eq!(e.to_string(), "method `audit` of `counter` is not exposed");
+    ///     let e = c.call_method::<_, i64>("incr", &("two",)).unwrap_err();
+    ///     assert!(matches!(e, Error::Decode { .. }), "{e}");
+    /// #   let _ = Counter { n: 0 }.audit();
+    ///     m.shutdown()
+    /// }
+    /// ```
     pub fn call_method<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         let args = wire::encode(args, format_args!("the arguments of `{method}`"))?;
         let bytes = self.call_raw(method, args)?;

@@ -92,12 +92,12 @@ impl<T> Referent<T> {
 
     /// Shared access, for `&self` methods.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.cell.read().unwrap_or_else(|e| e.into_inner())
+        crate::unpoison::read(&self.cell)
     }
 
     /// Exclusive access, for `&mut self` methods.
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.cell.write().unwrap_or_else(|e| e.into_inner())
+        crate::unpoison::write(&self.cell)
     }
 }
 

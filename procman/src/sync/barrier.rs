@@ -164,7 +164,7 @@ impl BarrierCore {
             // The last to arrive runs the action before anyone is released; if it panics the
             // barrier breaks, as in CPython.
             let acted = match self.action {
-                Some(action) => std::panic::catch_unwind(action).map_err(|p| crate::server::panic_message(&*p)),
+                Some(action) => std::panic::catch_unwind(action).map_err(|p| crate::error::panic_message(&*p)),
                 None => Ok(()),
             };
             match acted {

@@ -8,12 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::shared::Caller;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::unpoison::lock;
 
 /// How often a blocked call checks that its caller is still connected.
 const LIVENESS_SLICE: Duration = Duration::from_millis(50);
@@ -45,8 +43,8 @@ pub(crate) fn wait_until<'a, T>(
             (Some(d), true) => Some((d - now).min(LIVENESS_SLICE)),
         };
         g = match slice {
-            None => cv.wait(g).unwrap_or_else(|e| e.into_inner()),
-            Some(s) => cv.wait_timeout(g, s).unwrap_or_else(|e| e.into_inner()).0,
+            None => crate::unpoison::wait(cv, g),
+            Some(s) => crate::unpoison::wait_timeout(cv, g, s).0,
         };
         if watched && crate::server::caller_gone() {
             return Err(Error::ConnectionLost {

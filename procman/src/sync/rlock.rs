@@ -156,7 +156,7 @@ impl Acquirer for RLockCore {
         let caller = me();
         let mut g = lock(&self.state);
         while g.count != 0 {
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g = crate::unpoison::wait(&self.cv, g);
         }
         g.owner = caller;
         g.count = saved.max(1);

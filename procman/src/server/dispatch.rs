@@ -1,0 +1,116 @@
+//! One request, from its message to the object table or the referent, and back to its reply.
+
+use super::connection::Session;
+use super::listen::Core;
+use super::object::{CallCx, Object, guarded};
+use super::scope::CallScope;
+use crate::error::{Error, Result};
+use crate::shared::Caller;
+use crate::unpoison;
+use crate::wire::message::{NewObject, Request};
+use crate::wire::{self, Bytes};
+
+impl Core {
+    /// Serves one request of `session`. Returns the reply's payload, or `None` for a request
+    /// that gets no reply (a decref). Objects that the request frees go to `freed`, for the
+    /// caller to drop outside the table's lock.
+    pub(super) fn handle(
+        &self,
+        req: Request<'_>,
+        session: &mut Session,
+        freed: &mut Vec<Object>,
+    ) -> Option<Result<Vec<u8>>> {
+        let client = session.caller.client;
+        Some(match req {
+            Request::Hello { .. } => Err(self.protocol("a second hello")),
+            Request::Create { typeid, args: Bytes(args) } => self.create(typeid, args, session),
+            Request::Call { id, method, args: Bytes(args) } => self.call(id, method, args, session),
+            Request::Repr { id } => self
+                .object(id)
+                .and_then(|(o, typeid)| guarded(&typeid, "repr", || Ok(o.repr())))
+                .and_then(|s| wire::encode(&s, "a repr")),
+            Request::GetValue { id } => {
+                self.object(id).and_then(|(o, typeid)| guarded(&typeid, "get_value", || o.encode_value()))
+            }
+            Request::IncRef { id } => self.answer(self.table().incref(id, client), id),
+            Request::DecRef { id } => {
+                let released = self.table().decref(id, client);
+                match released {
+                    Ok(object) => freed.extend(object),
+                    Err(_) => tracing::debug!(
+                        manager = %self.address,
+                        id,
+                        "ignored a decref for a reference the client does not hold"
+                    ),
+                }
+                return None;
+            }
+            Request::Transit { id } => match self.table().transit(id) {
+                Some(ticket) => wire::encode(&ticket, "a ticket"),
+                None => Err(self.unknown_object(id)),
+            },
+            Request::Claim { id, ticket } => self.answer(self.table().claim(id, ticket, client), id),
+            Request::Pin { ticket } => {
+                self.table().pin(ticket);
+                Ok(Vec::new())
+            }
+            Request::Unpin { ticket, to_transit } => {
+                freed.extend(self.table().unpin(ticket, to_transit));
+                Ok(Vec::new())
+            }
+            Request::DebugInfo => wire::encode(&self.table().debug_info(), "debug info"),
+            Request::Shutdown | Request::Ping => Ok(Vec::new()),
+        })
+    }
+
+    /// The empty reply of a request on object `id`, or `UnknownObject` when it had none.
+    fn answer(&self, found: bool, id: u64) -> Result<Vec<u8>> {
+        if found { Ok(Vec::new()) } else { Err(self.unknown_object(id)) }
+    }
+
+    pub(super) fn object(&self, id: u64) -> Result<(Object, std::sync::Arc<str>)> {
+        self.table().get(id).ok_or_else(|| self.unknown_object(id))
+    }
+
+    fn create(&self, typeid: &str, args: &[u8], session: &Session) -> Result<Vec<u8>> {
+        let client = session.caller.client;
+        let entry = *self
+            .creators
+            .get(typeid)
+            .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
+        let token = |id| wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token");
+        // Singletons are created one at a time, so that racing first callers share one object.
+        let _creating = entry.singleton.then(|| unpoison::lock(&self.singleton_creation));
+        if entry.singleton
+            && let Some(id) = self.table().singleton(entry.typeid, client)
+        {
+            return token(id);
+        }
+        let object = {
+            let _scope = CallScope::enter(&session.serving, session.caller);
+            guarded(typeid, "<create>", || (entry.create)(args))?
+        };
+        let mut table = self.table();
+        let id = table.insert(entry.typeid.into(), object, client, entry.singleton);
+        if entry.singleton {
+            table.set_singleton(entry.typeid, id);
+        }
+        drop(table);
+        token(id)
+    }
+
+    fn call(&self, id: u64, method: &str, args: &[u8], session: &mut Session) -> Result<Vec<u8>> {
+        let (object, typeid) = self.object(id)?;
+        session.record_call(id, self);
+        let caller: Caller = session.caller;
+        let mut cx = CallCx { core: Some(self), caller };
+        let r = {
+            let _scope = CallScope::enter(&session.serving, caller);
+            guarded(&typeid, method, || object.call(method, args, &mut cx))
+        };
+        match r {
+            Err(Error::NotExposed { method, .. }) => Err(Error::NotExposed { typeid: typeid.to_string(), method }),
+            r => r,
+        }
+    }
+}
