@@ -1,46 +1,7 @@
 //! Values a manager holds encoded: [`Encoded<T>`], its untyped [`Opaque`] form, and the bytes
 //! behind them.
 //!
-//! A built-in container is written once, generic over its element type, with `Encoded<T>` in
-//! its methods wherever an element travels:
-//!
-//! ```
-//! use procman::prelude::*;
-//! use procman::{Encoded, Opaque};
-//!
-//! #[derive(Shared, Debug, Default)]
-//! pub struct Stack<T> { items: Vec<Encoded<T>> }
-//!
-//! #[shared]
-//! impl<T: 'static> Stack<T> {
-//!     pub fn push(&mut self, item: Encoded<T>) { self.items.push(item) }
-//!     pub fn pop(&mut self) -> Option<Encoded<T>> { self.items.pop() }
-//! }
-//!
-//! #[manager]
-//! pub struct Stacks;
-//!
-//! #[manager]
-//! impl Stacks {
-//!     // The client picks `T`; the manager creates a `Stack<Opaque>` and never decodes an item.
-//!     fn stack<T>() -> Stack<T> { Stack { items: Vec::new() } }
-//! }
-//!
-//! fn main() -> procman::Result<()> {
-//!     procman::init();
-//!     let m = Stacks::new().serve_in_background()?;
-//!     let s = m.stack::<String>()?;
-//!     s.push("hello".to_string())?; // the proxy takes a `String` and encodes it
-//!     assert_eq!(s.pop()?, Some("hello".to_string()));
-//!     m.shutdown()
-//! }
-//! ```
-//!
-//! The proxy method of `push(&mut self, item: Encoded<T>)` takes a `T`; the one of
-//! `pop(&mut self) -> Option<Encoded<T>>` returns an `Option<T>`: the macros replace each
-//! `Encoded<X>` of a signature by `X` on the proxy, and [`Form`] converts between them (for
-//! `Encoded`, `Option`, `Vec`, pairs and plain values). `Encoded<Opaque>` stays encoded on both
-//! sides.
+//! See [`Encoded`].
 
 use crate::error::Result;
 use crate::proxy::{TicketRef, collect_tickets};
@@ -173,7 +134,45 @@ pub enum Opaque {}
 /// tuples and structs of them, not for floats' `-0.0` or maps).
 ///
 /// In a `#[shared]` method's signature, the proxy takes and returns `T` where the method has
-/// `Encoded<T>` (see the [module docs](self)).
+/// `Encoded<T>`. A container is written once, generic over its element type:
+///
+/// ```
+/// use procman::prelude::*;
+/// use procman::{Encoded, Opaque};
+///
+/// #[derive(Shared, Debug, Default)]
+/// pub struct Stack<T> { items: Vec<Encoded<T>> }
+///
+/// #[shared]
+/// impl<T: 'static> Stack<T> {
+///     pub fn push(&mut self, item: Encoded<T>) { self.items.push(item) }
+///     pub fn pop(&mut self) -> Option<Encoded<T>> { self.items.pop() }
+/// }
+///
+/// #[manager]
+/// pub struct Stacks;
+///
+/// #[manager]
+/// impl Stacks {
+///     // The client picks `T`; the manager creates a `Stack<Opaque>` and never decodes an item.
+///     fn stack<T>() -> Stack<T> { Stack { items: Vec::new() } }
+/// }
+///
+/// fn main() -> procman::Result<()> {
+///     procman::init();
+///     let m = Stacks::new().serve_in_background()?;
+///     let s = m.stack::<String>()?;
+///     s.push("hello".to_string())?; // the proxy takes a `String` and encodes it
+///     assert_eq!(s.pop()?, Some("hello".to_string()));
+///     m.shutdown()
+/// }
+/// ```
+///
+/// The proxy method of `push(&mut self, item: Encoded<T>)` takes a `T`; the one of
+/// `pop(&mut self) -> Option<Encoded<T>>` returns an `Option<T>`: the macros replace each
+/// `Encoded<X>` of a signature by `X` on the proxy, and [`Form`] converts between them (for
+/// `Encoded`, `Option`, `Vec`, pairs and plain values). `Encoded<Opaque>` stays encoded on both
+/// sides.
 ///
 /// A value may hold proxies: they stay alive while the value is stored, and each copy handed
 /// out holds its own reference.

@@ -197,7 +197,7 @@ pub mod prelude {
 }
 
 /// Registers a `fn()` that a manager may run for its clients: a barrier's action
-/// ([`SyncTypes::barrier_with_action`](crate::sync::SyncTypes::barrier_with_action)). A manager
+/// ([`SyncTypes::barrier_with_action`](crate::sync::SyncManager::barrier_with_action)). A manager
 /// runs only registered functions, so a client cannot make it run anything else.
 ///
 /// ```

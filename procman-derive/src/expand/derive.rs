@@ -83,8 +83,17 @@ fn proxy_struct(model: &SharedType<'_>) -> TokenStream {
          dereferences to `procman::BaseProxy` (`repr`, `call_method`, `token`), is cloned by taking \
          a new reference, and can be sent to other processes (`Serialize`/`Deserialize`)."
     );
+    // The type's own docs follow, under a heading: what the type is, and its examples, which
+    // use the proxy anyway.
+    let type_docs: Vec<&syn::Attribute> = model.input.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let heading = (!type_docs.is_empty()).then(|| {
+        let heading = format!("\n\n# `{ident}`\n");
+        quote!(#[doc = #heading])
+    });
     quote! {
         #[doc = #doc]
+        #heading
+        #(#type_docs)*
         #vis struct #proxy #generics {
             __base: ::procman::BaseProxy,
             __marker: ::core::marker::PhantomData<fn() -> (#(#params,)*)>,
