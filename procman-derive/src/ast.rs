@@ -406,6 +406,16 @@ impl Creator {
         format_ident!("{}creator_{}", HIDDEN_PREFIX, self.sig.ident)
     }
 
+    /// The hidden fn that fingerprints the creator's argument types: `__procman_signature_counter`.
+    pub(crate) fn signature_ident(&self) -> Ident {
+        format_ident!("{}signature_{}", HIDDEN_PREFIX, self.sig.ident)
+    }
+
+    /// The hidden fn that describes the created type: `__procman_describe_counter`.
+    pub(crate) fn describe_ident(&self) -> Ident {
+        format_ident!("{}describe_{}", HIDDEN_PREFIX, self.sig.ident)
+    }
+
     /// The hidden fn that decodes the arguments and calls the body: `__procman_create_counter`.
     pub(crate) fn trampoline_ident(&self) -> Ident {
         format_ident!("{}create_{}", HIDDEN_PREFIX, self.sig.ident)

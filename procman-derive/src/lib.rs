@@ -144,6 +144,37 @@ pub fn derive_shared(input: TokenStream) -> TokenStream {
     expand::derive_shared(&input).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
+/// Gives a type its fingerprint: `impl procman::Schema`, the shape procman compares across the
+/// wire (see `procman::schema`). Derive it beside `Serialize` and `Deserialize` on every type
+/// that travels between processes.
+///
+/// The shape is the type's name, its fields in order (named as serde names them:
+/// `#[serde(rename)]` is followed, `#[serde(skip)]` fields left out) with their types, and for
+/// an enum its variants. Type parameters must have fingerprints too.
+///
+/// ```
+/// use procman::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, Schema)]
+/// pub struct Job<T> {
+///     id: u64,
+///     #[serde(rename = "body")]
+///     payload: T,
+/// }
+///
+/// #[derive(Serialize, Deserialize, Schema)]
+/// pub enum Tree { Leaf(u32), Node(Box<Tree>, Box<Tree>) }
+///
+/// use procman::schema::Fingerprint;
+/// assert_ne!(Fingerprint::of::<Job<String>>(), Fingerprint::of::<Job<u64>>());
+/// assert_eq!(Fingerprint::of::<Tree>(), Fingerprint::of::<Tree>());
+/// ```
+#[proc_macro_derive(Schema, attributes(serde))]
+pub fn derive_schema(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::derive_schema(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
 /// Exposes the methods of a shared type's impl block through its proxy.
 ///
 /// Goes on one inherent impl block of a type with `#[derive(Shared)]`. Exposed are the `pub`

@@ -72,7 +72,7 @@ inventory::collect!(Action);
 
 /// A registered [`Action`], sent to a manager running the same executable (one started with
 /// `start()`): its offset in the file, and the identity of the file, which the receiver checks.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, crate::Schema)]
 pub(crate) struct CodeRef {
     exe: (u64, u64),
     offset: i64,

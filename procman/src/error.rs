@@ -233,6 +233,31 @@ pub enum Error {
         /// How the child ended, as the OS reported it.
         status: String,
     },
+    /// A proxy's type and its object's type differ between the client and the manager (two
+    /// programs built with different types): found when the proxy is bound to the object, before
+    /// any value is exchanged. Nothing was created, taken or changed.
+    #[error("type mismatch for `{typeid}`, {what}: the manager has {manager}, this program {client}")]
+    TypeMismatch {
+        /// The typeid of the object.
+        typeid: String,
+        /// What differs: `element type \`T\``, `arguments of method \`get\``, ...
+        what: String,
+        /// The manager's side, with Rust type names.
+        manager: String,
+        /// This program's side.
+        client: String,
+    },
+    /// A value could not be decoded into the expected type; the value comes back whole, so
+    /// nothing is lost (a queue item that fails to decode is in `value`).
+    #[error("could not decode {what}: {message} ({} bytes returned in the error)", value.len())]
+    Undecodable {
+        /// What was being decoded.
+        what: String,
+        /// The decoder's message.
+        message: String,
+        /// The encoded value.
+        value: Vec<u8>,
+    },
 }
 
 impl From<procman_shm::ShmError> for Error {

@@ -156,10 +156,12 @@ mod local;
 mod manager;
 mod proxy;
 mod role;
+pub mod schema;
 mod server;
 mod shared;
 pub mod sync;
 mod transport;
+mod typecheck;
 mod unpoison;
 mod wire;
 
@@ -182,7 +184,8 @@ pub use shared::{Caller, Proxy, Shared};
 pub use wire::DEFAULT_MAX_FRAME_SIZE;
 pub use wire::message::ObjectInfo;
 
-pub use procman_derive::{Shared, main, manager, shared};
+pub use procman_derive::{Schema, Shared, main, manager, shared};
+pub use schema::Schema;
 
 /// The shared-memory arena and its objects (the `procman-shm` crate), which a
 /// [`LocalManager`] creates.
@@ -192,8 +195,9 @@ pub use procman_shm as shm;
 /// The names most programs use: `use procman::prelude::*;`.
 pub mod prelude {
     pub use crate::sync::SyncTypes;
-    pub use crate::{BaseManager, Error, LocalManager, Manager, Process, Proxy, Shared};
+    pub use crate::{BaseManager, Error, LocalManager, Manager, Process, Proxy, Schema, Shared};
     pub use procman_derive::{manager, shared};
+    pub use serde::{Deserialize, Serialize};
 }
 
 /// Registers a `fn()` that a manager may run for its clients: a barrier's action

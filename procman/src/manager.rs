@@ -587,16 +587,30 @@ impl BaseManager {
     /// # }
     /// ```
     pub fn create_untyped(&self, typeid: &str, args: &[u8]) -> Result<BaseProxy> {
-        let req = Request::Create { typeid, args: Bytes(args) };
+        self.create_expecting(typeid, args, None)
+    }
+
+    /// Creates an object whose type the manager checks against `expect` first.
+    pub(crate) fn create_expecting(
+        &self,
+        typeid: &str,
+        args: &[u8],
+        expect: Option<crate::typecheck::Expect>,
+    ) -> Result<BaseProxy> {
+        let req = Request::Create { typeid, args: Bytes(args), expect };
         let bytes = client::with_conn(&self.inner.address, |c| c.request(&req))?;
         BaseProxy::from_new(&self.inner.address, &bytes)
     }
 
     /// Creates an object of `typeid` with `args` (a tuple) and returns a typed proxy; for
-    /// typeids a `#[manager]` does not declare.
-    pub fn create<P: Proxy, A: serde::Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+    /// typeids a `#[manager]` does not declare. The object's type is checked against `P`'s
+    /// ([`Error::TypeMismatch`]); the creator's argument types are not.
+    pub fn create<P: Proxy, A: serde::Serialize>(&self, typeid: &str, args: &A) -> Result<P>
+    where
+        P::Referent: crate::shared::Dispatch,
+    {
         let args = wire::encode(args, format_args!("the arguments of `{typeid}`"))?;
-        self.create_untyped(typeid, &args).map(P::from_base)
+        crate::typecheck::create::<P>(self, typeid, &args, None)
     }
 
     /// Every live object with its reference count, by id (Python's `_debug_info`).

@@ -9,6 +9,7 @@ pub use crate::encoded::Form;
 pub use crate::server::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Referent};
+pub use crate::typecheck::{MethodDesc, ParamDesc, TypeDesc, describe};
 
 use crate::error::{Error, Result};
 use crate::shared::{Proxy, Shared};
@@ -88,26 +89,54 @@ impl<'a> ArgsReader<'a> {
     }
 }
 
-/// Calls `method` on the proxy's referent and decodes a plain return value.
-pub fn call<P: Proxy, R: DeserializeOwned>(proxy: &P, method: &str, args: ArgsBuf) -> Result<R> {
+/// Calls `method` on the proxy's referent and decodes a plain return value. A proxy received
+/// from another process has its type checked first, once.
+pub fn call<P: Proxy, R: DeserializeOwned>(proxy: &P, method: &str, args: ArgsBuf) -> Result<R>
+where
+    P::Referent: Dispatch,
+{
+    crate::typecheck::verify::<P::Referent>(proxy.base())?;
     let bytes = proxy.base().call_raw(method, args.into_bytes())?;
     wire::decode::<R>(&bytes, format_args!("the result of `{method}`"))
 }
 
 /// Calls `method` and converts its result with [`Form`] (`Encoded<T>` to `T`, ...).
-pub fn call_form<P: Proxy, F: Form>(proxy: &P, method: &str, args: ArgsBuf) -> Result<F::Client> {
+pub fn call_form<P: Proxy, F: Form>(proxy: &P, method: &str, args: ArgsBuf) -> Result<F::Client>
+where
+    P::Referent: Dispatch,
+{
     call::<P, F>(proxy, method, args)?.into_client()
 }
 
-/// Calls `method`, whose result is a new shared object in the server, and returns its proxy.
-pub fn call_proxy<P: Proxy, Q: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Q> {
-    let base = proxy.base().call_for_proxy(method, args.into_bytes())?;
-    Ok(Q::from_base(base))
+/// Calls `method`, whose result is a new shared object in the server, and returns its proxy,
+/// checked against the type `Q` it is used as.
+pub fn call_proxy<P: Proxy, Q: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Q>
+where
+    P::Referent: Dispatch,
+    Q::Referent: Dispatch,
+{
+    crate::typecheck::verify::<P::Referent>(proxy.base())?;
+    let (base, fingerprint) = proxy.base().call_for_checked_proxy(method, args.into_bytes())?;
+    crate::typecheck::check_returned::<Q>(base, fingerprint)
 }
 
-/// Creates an object of `typeid` through a manager and returns its typed proxy.
-pub fn create<P: Proxy>(manager: &crate::BaseManager, typeid: &str, args: ArgsBuf) -> Result<P> {
-    manager.create_untyped(typeid, &args.into_bytes()).map(P::from_base)
+/// Creates an object of `typeid` through a manager and returns its typed proxy; the manager
+/// checks the proxy's type and the creator's `signature` first.
+pub fn create<P: Proxy>(
+    manager: &crate::BaseManager,
+    typeid: &str,
+    args: ArgsBuf,
+    signature: crate::schema::Fingerprint,
+) -> Result<P>
+where
+    P::Referent: Dispatch,
+{
+    crate::typecheck::create::<P>(manager, typeid, &args.into_bytes(), Some(signature))
+}
+
+/// The fingerprint of a creator's argument types.
+pub fn signature(parts: Vec<(crate::schema::Fingerprint, String)>) -> crate::schema::Fingerprint {
+    crate::schema::Fingerprint::combine(parts.into_iter().map(|(f, _)| f))
 }
 
 /// Encodes a method's return value in the server.
@@ -162,6 +191,60 @@ impl IntoCallError for std::convert::Infallible {
 /// Wraps a value for the object table.
 pub fn object<T: Dispatch>(value: T) -> Object {
     crate::server::new_object(value)
+}
+
+/// The fingerprint of `T` and its name, for a method's description.
+pub fn fingerprint<T: crate::Schema + ?Sized>() -> (crate::schema::Fingerprint, String) {
+    (crate::schema::Fingerprint::of::<T>(), short_type_name::<T>())
+}
+
+/// The fingerprint of a `#[shared(proxy)]` method's result: the shared type, by name.
+pub fn proxy_fingerprint<T: ?Sized>() -> (crate::schema::Fingerprint, String) {
+    let name = short_type_name::<T>();
+    (crate::schema::Fingerprint::of_bytes(format!("proxy {name}").as_bytes()), format!("{name}Proxy"))
+}
+
+/// [`fingerprint`] through a probe, for a concrete type: `&&Probe<T>` when `T: Schema`.
+pub trait FingerprintOf {
+    /// The fingerprint and the name.
+    fn procman_fingerprint(&self) -> (crate::schema::Fingerprint, String);
+}
+impl<T: crate::Schema + ?Sized> FingerprintOf for &&Probe<T> {
+    fn procman_fingerprint(&self) -> (crate::schema::Fingerprint, String) {
+        fingerprint::<T>()
+    }
+}
+/// Fallback of [`FingerprintOf`]: a type without `Schema`, already reported on the proxy's
+/// method (unreachable in a program that builds).
+pub trait FingerprintUnknown {
+    /// [`Fingerprint::UNKNOWN`](crate::schema::Fingerprint::UNKNOWN) and the name.
+    fn procman_fingerprint(&self) -> (crate::schema::Fingerprint, String);
+}
+impl<T: ?Sized> FingerprintUnknown for &Probe<T> {
+    fn procman_fingerprint(&self) -> (crate::schema::Fingerprint, String) {
+        (crate::schema::Fingerprint::UNKNOWN, short_type_name::<T>())
+    }
+}
+
+/// The description of a creator's type through a probe: `&&Probe<T>` when `T: Dispatch`.
+pub trait DescribeOf {
+    /// The description.
+    fn procman_describe(&self) -> std::sync::Arc<TypeDesc>;
+}
+impl<T: Dispatch> DescribeOf for &&Probe<T> {
+    fn procman_describe(&self) -> std::sync::Arc<TypeDesc> {
+        describe::<T>()
+    }
+}
+/// Fallback of [`DescribeOf`] (the missing `#[shared]` is reported on the client method).
+pub trait DescribeUnchecked {
+    /// An empty description.
+    fn procman_describe(&self) -> std::sync::Arc<TypeDesc>;
+}
+impl<T> DescribeUnchecked for &Probe<T> {
+    fn procman_describe(&self) -> std::sync::Arc<TypeDesc> {
+        std::sync::Arc::new(TypeDesc::new(String::new(), Vec::new(), Vec::new()))
+    }
 }
 
 /// Autoref probe: `(&&ReprProbe(x)).procman_repr()` uses `Debug` when the type has it.
@@ -235,15 +318,15 @@ pub fn child_entry() {
 }
 
 /// A type that can travel between processes as an argument or a return value:
-/// `Serialize + DeserializeOwned`.
+/// `Serialize + DeserializeOwned`, with a fingerprint (`Schema`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel between processes",
-    label = "not `Serialize + DeserializeOwned`",
-    note = "arguments and results of exposed methods and creators are sent encoded with serde: derive `Serialize` and `Deserialize` for the type, or mark the method `#[shared(skip)]`"
+    label = "not `Serialize + Deserialize + Schema`",
+    note = "arguments and results of exposed methods and creators are sent encoded with serde and checked by fingerprint: `#[derive(Serialize, Deserialize, Schema)]` (all three in `procman::prelude`), or mark the method `#[shared(skip)]`"
 )]
-pub trait Wire: Serialize + DeserializeOwned {}
+pub trait Wire: Serialize + DeserializeOwned + crate::Schema {}
 
-impl<T: Serialize + DeserializeOwned> Wire for T {}
+impl<T: Serialize + DeserializeOwned + crate::Schema> Wire for T {}
 
 /// An autoref probe: method resolution on `&&Probe<T>`, `&Probe<T>` or `Probe<T>` picks the impl
 /// for what `T` implements. The server side of generated code uses it in three levels:
@@ -391,22 +474,8 @@ impl<T: Dispatch> IntoObject<T> for &&Probe<T> {
         Ok(object(value))
     }
 }
-/// [`IntoObject`] for a shared type without `#[shared]` impl: a compile error at the call.
-pub trait IntoObjectNoDispatch<T> {
-    /// Requires `T: Dispatch`, which is the error.
-    fn procman_object(&self, value: T) -> Result<Object>
-    where
-        T: Dispatch;
-}
-impl<T: Shared> IntoObjectNoDispatch<T> for &Probe<T> {
-    fn procman_object(&self, value: T) -> Result<Object>
-    where
-        T: Dispatch,
-    {
-        Ok(object(value))
-    }
-}
-/// Fallback of [`IntoObject`] for a type that is not shared (reported on the client method).
+/// Fallback of [`IntoObject`] for a type that is not shared with a `#[shared]` impl (reported
+/// once, on the client method).
 pub trait IntoObjectUnchecked<T> {
     /// Unreachable in a program that builds.
     fn procman_object(&self, value: T) -> Result<Object>;
@@ -535,5 +604,22 @@ pub mod fuzzing {
         assert!(auth::server_handshake(&mut Scripted(data), &key, "fuzz").is_err(), "a server accepted random bytes");
         let address = Address::Abstract("fuzz".into());
         assert!(auth::client_handshake(&mut Scripted(data), &key, &address).is_err(), "a client accepted random bytes");
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    #![allow(unused_imports, clippy::needless_borrow)]
+    use super::{FingerprintOf as _, FingerprintUnknown as _};
+
+    /// The probe picks the real fingerprint for a type with `Schema` and the fallback for one
+    /// without: both sides of a wire compute the same.
+    #[test]
+    fn probe_finds_schema() {
+        let (fp, _) = (&&&super::Probe::<bool>::new()).procman_fingerprint();
+        assert_eq!(fp, crate::schema::Fingerprint::of::<bool>());
+        struct NoSchema;
+        let (fp, name) = (&&&super::Probe::<NoSchema>::new()).procman_fingerprint();
+        assert_eq!((fp, name.as_str()), (crate::schema::Fingerprint::UNKNOWN, "NoSchema"));
     }
 }

@@ -3,6 +3,7 @@
 use crate::address::Address;
 use crate::client;
 use crate::error::{Error, Result};
+use crate::schema::Fingerprint;
 use crate::wire::message::{NewObject, Request};
 use crate::wire::{self, Bytes};
 use serde::de::DeserializeOwned;
@@ -53,18 +54,40 @@ impl fmt::Display for Token {
 /// copy that is never deserialized keeps its object alive until the manager stops.
 pub struct BaseProxy {
     token: Token,
+    // False for a proxy received from another process until its type is checked.
+    verified: std::sync::atomic::AtomicBool,
 }
 
 impl BaseProxy {
     /// A proxy for a reference the server has already counted for this process.
     pub(crate) fn adopt(token: Token) -> Result<BaseProxy> {
         client::ensure_anchor(&token.address)?;
-        Ok(BaseProxy { token })
+        Ok(BaseProxy { token, verified: std::sync::atomic::AtomicBool::new(true) })
     }
 
     pub(crate) fn from_new(address: &Address, bytes: &[u8]) -> Result<BaseProxy> {
+        BaseProxy::from_new_checked(address, bytes).map(|(p, _)| p)
+    }
+
+    /// The new object's proxy and the fingerprint of its type.
+    pub(crate) fn from_new_checked(address: &Address, bytes: &[u8]) -> Result<(BaseProxy, Fingerprint)> {
         let new: NewObject = wire::decode(bytes, "a new object's token")?;
-        BaseProxy::adopt(Token { typeid: new.typeid, address: address.clone(), id: new.id })
+        let proxy = BaseProxy::adopt(Token { typeid: new.typeid, address: address.clone(), id: new.id })?;
+        Ok((proxy, new.fingerprint))
+    }
+
+    fn unverified(self) -> Self {
+        self.verified.store(false, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// True unless this proxy was received from another process and its type is not checked yet.
+    pub(crate) fn is_verified(&self) -> bool {
+        self.verified.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_verified(&self) {
+        self.verified.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The token of the referent.
@@ -125,8 +148,13 @@ impl BaseProxy {
 
     /// Calls a method whose result is a new shared object and returns a proxy for it.
     pub fn call_for_proxy(&self, method: &str, args: Vec<u8>) -> Result<BaseProxy> {
+        self.call_for_checked_proxy(method, args).map(|(p, _)| p)
+    }
+
+    /// [`call_for_proxy`](Self::call_for_proxy), with the fingerprint of the new object's type.
+    pub(crate) fn call_for_checked_proxy(&self, method: &str, args: Vec<u8>) -> Result<(BaseProxy, Fingerprint)> {
         let bytes = self.call_raw(method, args)?;
-        BaseProxy::from_new(&self.token.address, &bytes)
+        BaseProxy::from_new_checked(&self.token.address, &bytes)
     }
 
     /// The referent's `Debug` form, computed in the manager (Python's `repr(proxy)`); types
@@ -143,7 +171,9 @@ impl BaseProxy {
     /// A new reference to the same object, or the error that prevented taking one.
     pub fn try_clone(&self) -> Result<BaseProxy> {
         client::with_conn(&self.token.address, |c| c.request(&Request::IncRef { id: self.token.id }))?;
-        BaseProxy::adopt(self.token.clone())
+        let copy = BaseProxy::adopt(self.token.clone())?;
+        copy.verified.store(self.is_verified(), std::sync::atomic::Ordering::Relaxed);
+        Ok(copy)
     }
 }
 
@@ -151,7 +181,10 @@ impl Clone for BaseProxy {
     /// Takes a new reference. If the manager cannot be reached the clone holds none, and its
     /// calls fail like the original's would; use [`BaseProxy::try_clone`] to see the error.
     fn clone(&self) -> Self {
-        self.try_clone().unwrap_or_else(|_| BaseProxy { token: self.token.clone() })
+        self.try_clone().unwrap_or_else(|_| BaseProxy {
+            token: self.token.clone(),
+            verified: std::sync::atomic::AtomicBool::new(self.is_verified()),
+        })
     }
 }
 
@@ -220,11 +253,15 @@ impl Serialize for BaseProxy {
 }
 
 impl<'de> Deserialize<'de> for BaseProxy {
+    /// Receives a proxy in transit. Its type is checked on the first call of the typed proxy
+    /// that wraps it (one request), before any value is exchanged.
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let t = InTransit::deserialize(d)?;
         let claim = Request::Claim { id: t.token.id, ticket: t.ticket };
         let result: Result<BaseProxy> =
             client::with_conn(&t.token.address, |c| c.request(&claim)).and_then(|_| BaseProxy::adopt(t.token.clone()));
-        result.map_err(|e: Error| serde::de::Error::custom(format_args!("cannot receive proxy {}: {e}", t.token)))
+        result
+            .map(|p| p.unverified())
+            .map_err(|e: Error| serde::de::Error::custom(format_args!("cannot receive proxy {}: {e}", t.token)))
     }
 }

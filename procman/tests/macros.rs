@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
-#[derive(Shared, Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Shared, Debug, Default, Clone, PartialEq, Serialize, Deserialize, procman::Schema)]
 pub struct Counter {
     n: i64,
 }

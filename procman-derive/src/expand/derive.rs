@@ -18,6 +18,7 @@ pub(super) fn expand(model: &SharedType<'_>) -> TokenStream {
     let deref = proxy_deref(model);
     let serialize = proxy_serialize(model);
     let deserialize = proxy_deserialize(model);
+    let schema = proxy_schema(model);
     quote! {
         #proxy_struct
         const _: () = {
@@ -28,6 +29,7 @@ pub(super) fn expand(model: &SharedType<'_>) -> TokenStream {
             #deref
             #serialize
             #deserialize
+            #schema
         };
     }
 }
@@ -200,6 +202,33 @@ fn proxy_serialize(model: &SharedType<'_>) -> TokenStream {
                 __S: ::procman::__private::serde::Serializer,
             {
                 ::procman::__private::serde::Serialize::serialize(&self.__base, serializer)
+            }
+        }
+    }
+}
+
+/// `impl Schema for FooProxy<T>`: a proxy travels as a token; its shape names the shared type
+/// and its type parameters, so a `Dict<String, QueueProxy<u64>>` differs from one of
+/// `QueueProxy<String>`.
+fn proxy_schema(model: &SharedType<'_>) -> TokenStream {
+    let ident = model.ident;
+    let proxy = &model.proxy_ident;
+    let name = ident.to_string();
+    let params = type_params(model.generics);
+    let mut generics = model.generics.clone();
+    let where_clause = generics.make_where_clause();
+    for param in &params {
+        where_clause.predicates.push(syn::parse_quote!(#param: ::procman::Schema));
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let count = params.len();
+    let shape = Ident::new("__shape", Span::mixed_site());
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::procman::Schema for #proxy #ty_generics #where_clause {
+            fn describe(#shape: &mut ::procman::schema::Shape) {
+                #shape.kind(::procman::schema::Kind::Proxy).name(#name).len(#count);
+                #(#shape.ty::<#params>();)*
             }
         }
     }

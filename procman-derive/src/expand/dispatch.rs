@@ -57,6 +57,9 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
     });
     let arms = model.exposed().map(dispatch_arm);
     let on_disconnect = model.on_disconnect().map(connection_closed);
+    let method_descs = model.exposed().map(|m| method_desc(m, &params));
+    let const_params: BTreeSet<Ident> = item.generics.const_params().map(|c| c.ident.clone()).collect();
+    let param_descs = param_descs(self_ty, &params, &const_params);
     let (this, method, args, cx) =
         (hidden_ident("__this"), hidden_ident("__method"), hidden_ident("__args"), hidden_ident("__cx"));
     // The impl is spanned at the self type: a type without `#[derive(Shared)]` is reported there.
@@ -89,8 +92,76 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
             }
 
             #on_disconnect
+
+            fn methods() -> ::std::vec::Vec<::procman::__private::MethodDesc> {
+                ::std::vec![#(#method_descs),*]
+            }
+
+            fn params() -> ::std::vec::Vec<::procman::__private::ParamDesc> {
+                ::std::vec![#(#param_descs),*]
+            }
         }
     }
+}
+
+/// The fingerprint and name of a travelling type: directly for a type that names the impl's
+/// parameters (its bound is inferred), through the probe otherwise (a type without `Schema` is
+/// reported on the proxy's method, once).
+pub(super) fn fingerprint(ty: &Type, params: &BTreeSet<Ident>) -> TokenStream {
+    if ty::mentions(ty, params) {
+        quote!(::procman::__private::fingerprint::<#ty>())
+    } else {
+        quote! {{
+            #[allow(unused_imports)]
+            use ::procman::__private::{FingerprintOf as _, FingerprintUnknown as _};
+            (&&&::procman::__private::Probe::<#ty>::new()).procman_fingerprint()
+        }}
+    }
+}
+
+/// `MethodDesc::new(...)` for one exposed method.
+fn method_desc(method: &Method, params: &BTreeSet<Ident>) -> TokenStream {
+    let name = method.wire_name();
+    let cfgs = &method.cfgs;
+    let args = method.args.iter().map(|arg| fingerprint(&decoded_type(arg), params));
+    let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
+    let ret = match ret.ok_type() {
+        None => quote!(::procman::__private::fingerprint::<()>()),
+        Some(ok) if method.attrs.proxy.is_some() => quote!(::procman::__private::proxy_fingerprint::<#ok>()),
+        Some(ok) => match &ret {
+            Ret::Value(_) => fingerprint(&ty::owned(ok), params),
+            _ => fingerprint(&ty::owned(ok), params),
+        },
+    };
+    quote! {
+        #(#cfgs)*
+        ::procman::__private::MethodDesc::new(#name, ::std::vec![#(#args),*], #ret)
+    }
+}
+
+/// `ParamDesc { ... }` for each type argument of the self type (`T` of `Queue<T>`).
+fn param_descs(self_ty: &Type, params: &BTreeSet<Ident>, const_params: &BTreeSet<Ident>) -> Vec<TokenStream> {
+    let Type::Path(path) = ty::ungroup(self_ty) else { return Vec::new() };
+    let Some(last) = path.path.segments.last() else { return Vec::new() };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return Vec::new() };
+    args.args
+        .iter()
+        .filter_map(|arg| match arg {
+            // A const parameter reads as a type path: it is no type.
+            syn::GenericArgument::Type(Type::Path(p))
+                if p.path.get_ident().is_some_and(|i| const_params.contains(i)) =>
+            {
+                None
+            }
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .map(|ty| {
+            let name = ty.to_token_stream().to_string();
+            let fp = fingerprint(ty, params);
+            quote!(::procman::__private::ParamDesc::new(#name, #fp))
+        })
+        .collect()
 }
 
 /// For types that name the impl's parameters, the bounds the server needs
@@ -98,6 +169,11 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
 /// the `T` that can travel.
 fn inferred_server_bounds(model: &SharedImpl, params: &BTreeSet<Ident>) -> Vec<WherePredicate> {
     let mut bounds = Vec::new();
+    // Every type parameter has a fingerprint: the manager compares it with the client's.
+    for param in model.item.generics.type_params() {
+        let ident = &param.ident;
+        bounds.push(syn::parse_quote!(#ident: ::procman::Schema));
+    }
     for method in model.exposed() {
         for arg in &method.args {
             let decoded = decoded_type(arg);
@@ -170,11 +246,15 @@ pub(super) struct ProxyArgs {
 }
 
 pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>, buf: &Ident) -> ProxyArgs {
+    // A concrete type gets one bound per trait, so a type that has `Serialize` but no
+    // fingerprint is one error that says to derive `Schema`.
     let check = |ty: &Type, at: &Type| {
         if ty::mentions(ty, params) {
             wire_bound(ty, at)
         } else {
-            bound(ty, at, quote!(::procman::__private::serde::Serialize))
+            let serialize = bound(ty, at, quote!(::procman::__private::serde::Serialize));
+            let schema = bound(ty, at, quote!(::procman::Schema));
+            quote!(#serialize, #schema)
         }
     };
     let mut out = ProxyArgs { params: Vec::new(), pushes: Vec::new(), bounds: Vec::new() };
@@ -402,7 +482,11 @@ fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
     if let Some(where_clause) = &mut generics.where_clause {
         ty::ReplaceSelf(self_ty).visit_where_clause_mut(where_clause);
     }
-    generics.make_where_clause().predicates.push(syn::parse_quote!(#proxy_ty: ::procman::Proxy));
+    // With the referent named: a bare `Proxy` bound would hide the impl that says what it is.
+    generics.make_where_clause().predicates.push(syn::parse_quote!(#proxy_ty: ::procman::Proxy<Referent = #self_ty>));
+    // The referent's description: a proxy received from another process is checked with it.
+    let dispatch = quote_spanned!(self_ty.span()=> ::procman::__private::Dispatch);
+    generics.make_where_clause().predicates.push(syn::parse_quote!(#self_ty: #dispatch));
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let params = ty::param_names(&item.generics);
     let methods = model.exposed().map(|m| proxy_method(m, self_ty, &params));
@@ -455,7 +539,9 @@ fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> To
             bounds.push(if ty::mentions(&owned, params) {
                 wire_bound(&owned, ok)
             } else {
-                bound(&owned, ok, quote!(::procman::__private::serde::de::DeserializeOwned))
+                let deserialize = bound(&owned, ok, quote!(::procman::__private::serde::de::DeserializeOwned));
+                let schema = bound(&owned, ok, quote!(::procman::Schema));
+                quote!(#deserialize, #schema)
             });
             let call = quote!(::procman::__private::call::<Self, #owned>);
             (owned.into_token_stream(), call)

@@ -230,7 +230,14 @@ fn client_method(creator: &Creator) -> TokenStream {
     let self_ty: Type = syn::parse_quote!(Self);
     let type_params = crate::ty::param_names(&creator.sig.generics);
     let ProxyArgs { params, pushes, mut bounds } = proxy_args(&creator.args, &self_ty, &type_params, &buf);
-    bounds.push(bound(shared, shared, quote!(::procman::Shared)));
+    // A shared type with a `#[shared]` impl: its description is what the manager checks.
+    bounds.push(bound(shared, shared, quote!(::procman::__private::Dispatch)));
+    // Each type parameter has a fingerprint: the manager records the client's.
+    for param in creator.sig.generics.type_params() {
+        let ident = &param.ident;
+        bounds.push(quote_spanned!(ident.span()=> #ident: ::procman::Schema));
+    }
+    let signature = signature(creator, &type_params, |ty| ty.clone());
     if let Some(where_clause) = &creator.sig.generics.where_clause {
         bounds.extend(where_clause.predicates.iter().map(|p| quote!(#p)));
     }
@@ -246,9 +253,23 @@ fn client_method(creator: &Creator) -> TokenStream {
         {
             let #mutable #buf = ::procman::__private::ArgsBuf::new();
             #(#pushes)*
-            ::procman::__private::create::<#proxy>(::procman::Manager::base(self), #typeid, #buf)
+            ::procman::__private::create::<#proxy>(::procman::Manager::base(self), #typeid, #buf, #signature)
         }
     }
+}
+
+/// The fingerprint of a creator's argument types, as the server decodes them (`erase` turns a
+/// generic creator's parameters into `Opaque` on the server's side).
+fn signature(
+    creator: &Creator,
+    type_params: &std::collections::BTreeSet<syn::Ident>,
+    erase: impl Fn(&Type) -> Type,
+) -> TokenStream {
+    let fingerprints = creator.args.iter().map(|arg| {
+        let ty = erase(&super::dispatch::decoded_type(arg));
+        super::dispatch::fingerprint(&ty, type_params)
+    });
+    quote!(::procman::__private::signature(::std::vec![#(#fingerprints),*]))
 }
 
 /// Decodes the arguments, calls the creator's body and wraps the new object.
@@ -293,10 +314,27 @@ fn trampoline(creator: &Creator) -> TokenStream {
     let value_at = ident_at(&value, shared.span());
     let object = quote_spanned! {user_span(shared.span())=> {
         #[allow(unused_imports)]
-        use ::procman::__private::{IntoObject as _, IntoObjectNoDispatch as _, IntoObjectUnchecked as _};
+        use ::procman::__private::{IntoObject as _, IntoObjectUnchecked as _};
         (&&&::procman::__private::Probe::<#shared>::new()).procman_object(#value_at)
     }};
+    let signature_ident = creator.signature_ident();
+    let signature = signature(creator, &Default::default(), |ty| erased(ty));
+    let describe_ident = creator.describe_ident();
     quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        fn #signature_ident() -> ::procman::schema::Fingerprint {
+            #signature
+        }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        fn #describe_ident() -> ::std::sync::Arc<::procman::__private::TypeDesc> {
+            #[allow(unused_imports)]
+            use ::procman::__private::{DescribeOf as _, DescribeUnchecked as _};
+            (&&&::procman::__private::Probe::<#shared>::new()).procman_describe()
+        }
+
         #(#cfgs)*
         #[doc(hidden)]
         fn #name(#args: &[::core::primitive::u8]) -> ::procman::Result<::procman::__private::Object> {
@@ -318,6 +356,7 @@ fn registration(creator: &Creator, self_ty: &Type) -> TokenStream {
     let cfgs = &creator.cfgs;
     let typeid = &creator.typeid;
     let trampoline = creator.trampoline_ident();
+    let (describe_ident, signature_ident) = (creator.describe_ident(), creator.signature_ident());
     let singleton = creator.helper.singleton.is_some();
     // The line of the creator's name: `line!()` would give the line of `#[manager]`.
     let line = match creator.sig.ident.span().start().line {
@@ -335,6 +374,8 @@ fn registration(creator: &Creator, self_ty: &Type) -> TokenStream {
                 typeid: #typeid,
                 create: <#self_ty>::#trampoline,
                 singleton: #singleton,
+                describe: <#self_ty>::#describe_ident,
+                signature: <#self_ty>::#signature_ident,
                 file: ::core::file!(),
                 line: #line,
             }

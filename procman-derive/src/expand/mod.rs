@@ -7,6 +7,7 @@
 mod derive;
 mod dispatch;
 mod manager;
+mod schema;
 
 use crate::ast::{ManagerImpl, ManagerStruct, SharedImpl, SharedType};
 use crate::ctxt::Errors;
@@ -24,6 +25,11 @@ pub(crate) fn derive_shared(input: &syn::DeriveInput) -> syn::Result<TokenStream
         return Err(error);
     }
     Ok(derive::expand(&model))
+}
+
+/// `#[derive(Schema)]`.
+pub(crate) fn derive_schema(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
+    schema::expand(input)
 }
 
 /// `#[shared]`.

@@ -7,7 +7,7 @@ use super::scope::CallScope;
 use crate::error::{Error, Result};
 use crate::shared::Caller;
 use crate::unpoison;
-use crate::wire::message::{NewObject, Request};
+use crate::wire::message::{Expect, NewObject, Request};
 use crate::wire::{self, Bytes};
 
 impl Core {
@@ -23,7 +23,7 @@ impl Core {
         let client = session.caller.client;
         Some(match req {
             Request::Hello { .. } => Err(self.protocol("a second hello")),
-            Request::Create { typeid, args: Bytes(args) } => self.create(typeid, args, session),
+            Request::Create { typeid, args: Bytes(args), expect } => self.create(typeid, args, expect, session),
             Request::Call { id, method, args: Bytes(args) } => self.call(id, method, args, session),
             Request::Repr { id } => self
                 .object(id)
@@ -60,6 +60,7 @@ impl Core {
             }
             Request::DebugInfo => wire::encode(&self.table().debug_info(), "debug info"),
             Request::Shutdown | Request::Ping => Ok(Vec::new()),
+            Request::Describe { typeid, id } => self.describe(typeid, id),
         })
     }
 
@@ -72,13 +73,54 @@ impl Core {
         self.table().get(id).ok_or_else(|| self.unknown_object(id))
     }
 
-    fn create(&self, typeid: &str, args: &[u8], session: &Session) -> Result<Vec<u8>> {
+    /// The generic answer to a type mismatch; the client asks for the description and names the
+    /// difference.
+    fn type_mismatch(&self, typeid: &str, type_name: &str) -> Error {
+        Error::TypeMismatch {
+            typeid: typeid.into(),
+            what: "type".into(),
+            manager: format!("`{type_name}`"),
+            client: "another type".into(),
+        }
+    }
+
+    fn describe(&self, typeid: &str, id: Option<u64>) -> Result<Vec<u8>> {
+        let desc = match id {
+            Some(id) => self.object(id)?.0.describe(),
+            None => {
+                let entry = self
+                    .creators
+                    .get(typeid)
+                    .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
+                (entry.describe)()
+            }
+        };
+        let signature = id.is_none().then(|| self.creators.get(typeid).map(|e| (e.signature)())).flatten();
+        wire::encode(&(&*desc, signature), "a type description")
+    }
+
+    fn create(&self, typeid: &str, args: &[u8], expect: Option<Expect>, session: &Session) -> Result<Vec<u8>> {
         let client = session.caller.client;
         let entry = *self
             .creators
             .get(typeid)
             .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
-        let token = |id| wire::encode(&NewObject { id, typeid: typeid.into() }, "a new object's token");
+        // The client's proxy type against the creator's: checked before anything is created.
+        let desc = (entry.describe)();
+        let params = match &expect {
+            Some(expect) => {
+                let adopted = desc.adopt(&expect.params);
+                if expect.signature.is_some_and(|s| s != (entry.signature)())
+                    || adopted.fingerprint() != expect.fingerprint
+                {
+                    return Err(self.type_mismatch(typeid, &desc.type_name));
+                }
+                expect.params.clone()
+            }
+            None => desc.param_fingerprints(),
+        };
+        let fingerprint = desc.adopt(&params).fingerprint();
+        let token = |id| wire::encode(&NewObject { id, typeid: typeid.into(), fingerprint }, "a new object's token");
         // Singletons are created one at a time, so that racing first callers share one object.
         let _creating = entry.singleton.then(|| unpoison::lock(&self.singleton_creation));
         if entry.singleton
@@ -90,6 +132,7 @@ impl Core {
             let _scope = CallScope::enter(&session.serving, session.caller);
             guarded(typeid, "<create>", || (entry.create)(args))?
         };
+        object.record_params(params);
         let mut table = self.table();
         let id = table.insert(entry.typeid.into(), object, client, entry.singleton);
         if entry.singleton {

@@ -3,7 +3,9 @@
 
 use super::listen::Core;
 use crate::error::{Error, Result, panic_message};
+use crate::schema::Fingerprint;
 use crate::shared::{Caller, Dispatch, Referent};
+use crate::typecheck::TypeDesc;
 use crate::wire::{self, message::NewObject};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -24,6 +26,13 @@ pub trait ServerObject: Send + Sync + 'static {
     fn connection_closed(&self, caller: Caller);
     /// The referent as `Any`, to find the concrete type of an object of this server.
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    /// The object's type as the wire sees it, with the type parameters it was created with
+    /// (no methods and no parameters for an object that is not a `#[shared]` type).
+    fn describe(&self) -> Arc<TypeDesc> {
+        Arc::new(TypeDesc::new(String::new(), Vec::new(), Vec::new()))
+    }
+    /// Records the type parameters a client gave for an object made by a generic creator.
+    fn record_params(&self, _params: Vec<Fingerprint>) {}
 }
 
 impl<T: Dispatch> ServerObject for Referent<T> {
@@ -41,6 +50,16 @@ impl<T: Dispatch> ServerObject for Referent<T> {
     }
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+    fn describe(&self) -> Arc<TypeDesc> {
+        let desc = crate::typecheck::describe::<T>();
+        match self.recorded_params() {
+            Some(params) => Arc::new(desc.adopt(params)),
+            None => desc,
+        }
+    }
+    fn record_params(&self, params: Vec<Fingerprint>) {
+        self.set_params(params);
     }
 }
 
@@ -68,8 +87,9 @@ impl CallCx<'_> {
             return Err(Error::usage("a detached call context cannot register objects"));
         };
         let typeid = crate::__private::short_type_name::<U>();
+        let fingerprint = crate::typecheck::describe::<U>().fingerprint();
         let id = core.table().insert(typeid.clone().into(), new_object(value), self.caller.client, false);
-        wire::encode(&NewObject { id, typeid }, "a new object's token")
+        wire::encode(&NewObject { id, typeid, fingerprint }, "a new object's token")
     }
 }
 

@@ -19,6 +19,11 @@ pub struct CreatorEntry {
     pub create: fn(&[u8]) -> Result<Object>,
     /// One object shared by every caller.
     pub singleton: bool,
+    /// The description of the type it creates (with `Opaque` type parameters for a generic
+    /// creator).
+    pub describe: fn() -> std::sync::Arc<crate::typecheck::TypeDesc>,
+    /// The fingerprint of its argument types.
+    pub signature: fn() -> crate::schema::Fingerprint,
     /// Where it is declared.
     pub file: &'static str,
     /// Where it is declared.

@@ -2,6 +2,8 @@
 
 use super::Bytes;
 use crate::error::Error;
+use crate::schema::Fingerprint;
+pub(crate) use crate::typecheck::Expect;
 use serde::{Deserialize, Serialize};
 
 /// A request from a client connection. Every request but `DecRef` gets one [`Reply`].
@@ -9,12 +11,14 @@ use serde::{Deserialize, Serialize};
 pub(crate) enum Request<'a> {
     /// First frame after authentication: who the client process is.
     Hello { client: u128 },
-    /// Create an object with a registered creator.
+    /// Create an object with a registered creator. `expect` is what the client's proxy type
+    /// needs (absent for untyped creation): the manager refuses a mismatch before creating.
     Create {
         #[serde(borrow)]
         typeid: &'a str,
         #[serde(borrow)]
         args: Bytes<'a>,
+        expect: Option<Expect>,
     },
     /// Call an exposed method.
     Call {
@@ -48,6 +52,13 @@ pub(crate) enum Request<'a> {
     Shutdown,
     /// Nothing; checks the connection.
     Ping,
+    /// The type description of an object (`id`) or of what a creator makes (`typeid`): what a
+    /// client compares its own with to name a type mismatch.
+    Describe {
+        #[serde(borrow)]
+        typeid: &'a str,
+        id: Option<u64>,
+    },
 }
 
 /// The answer to a request. The server sends `Reply<&Error>`, the client reads `Reply<Error>`:
@@ -63,6 +74,8 @@ pub(crate) enum Reply<'a, E = Error> {
 pub(crate) struct NewObject {
     pub(crate) id: u64,
     pub(crate) typeid: String,
+    /// The hash of the object's type description, which the receiving proxy checks.
+    pub(crate) fingerprint: Fingerprint,
 }
 
 /// One line of [`crate::BaseManager::debug_info`].

@@ -1,7 +1,7 @@
 // An argument that can be sent but not received by the server: the error is at its type.
 use procman::{Shared, shared};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, procman::Schema)]
 pub struct Entry {
     line: String,
 }

@@ -1,0 +1,281 @@
+//! What a proxy and its object must agree on, and the check at bind time.
+//!
+//! A shared type's description ([`TypeDesc`]) lists its exposed methods, each with the
+//! fingerprints of its argument and result types, and the fingerprints of its type parameters
+//! (a `Queue<T>`'s `T`). The macros generate it from the `#[shared]` impl block, on both sides.
+//! A client sends the hash of the description its proxy type expects when it creates an object,
+//! claims a proxy it received, or gets one back from a `#[shared(proxy)]` method; the manager
+//! compares it with the object's. A manager that created an object without knowing its type
+//! parameters (a generic creator: `Queue<Opaque>`) records the client's. On a mismatch the
+//! client asks for the manager's description and names the first difference in
+//! [`Error::TypeMismatch`](crate::Error::TypeMismatch).
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::manager::BaseManager;
+use crate::proxy::BaseProxy;
+use crate::schema::Fingerprint;
+use crate::shared::{Dispatch, Proxy};
+use crate::wire::{self, message::Request};
+use serde::{Deserialize, Serialize};
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One exposed method: its wire name and the shapes of what it takes and returns.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodDesc {
+    /// The wire name.
+    pub name: String,
+    /// The argument types' fingerprints, in order.
+    pub args: Vec<Fingerprint>,
+    /// The result type's fingerprint.
+    pub ret: Fingerprint,
+    /// The signature with Rust type names, for messages: `(u64, bool) -> String`.
+    pub signature: String,
+}
+
+/// One type parameter of a shared type.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamDesc {
+    /// The parameter as written in the impl block (`T`), for messages.
+    pub name: String,
+    /// Its fingerprint; [`Fingerprint::UNKNOWN`] when the manager does not know it.
+    pub fingerprint: Fingerprint,
+    /// Its Rust type name, for messages.
+    pub type_name: String,
+}
+
+/// A shared type as the wire sees it.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDesc {
+    /// The Rust type name, for messages.
+    pub type_name: String,
+    /// The exposed methods, sorted by wire name.
+    pub methods: Vec<MethodDesc>,
+    /// The type parameters, in order.
+    pub params: Vec<ParamDesc>,
+}
+
+impl MethodDesc {
+    /// A method's description, from what the macros generate.
+    pub fn new(name: &str, args: Vec<(Fingerprint, String)>, ret: (Fingerprint, String)) -> Self {
+        let names: Vec<&str> = args.iter().map(|(_, n)| n.as_str()).collect();
+        MethodDesc {
+            name: name.into(),
+            args: args.iter().map(|(f, _)| *f).collect(),
+            ret: ret.0,
+            signature: format!("({}) -> {}", names.join(", "), ret.1),
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        let name = Fingerprint::of_bytes(self.name.as_bytes());
+        Fingerprint::combine(std::iter::once(name).chain(self.args.iter().copied()).chain([self.ret]))
+    }
+}
+
+impl ParamDesc {
+    /// A parameter's description, from what the macros generate.
+    pub fn new(name: &str, (fingerprint, type_name): (Fingerprint, String)) -> Self {
+        ParamDesc { name: name.into(), fingerprint, type_name }
+    }
+}
+
+impl TypeDesc {
+    /// A description from its parts; the methods are sorted here.
+    pub fn new(type_name: String, mut methods: Vec<MethodDesc>, params: Vec<ParamDesc>) -> Self {
+        methods.sort_by(|a, b| a.name.cmp(&b.name));
+        TypeDesc { type_name, methods, params }
+    }
+
+    /// The hash a client sends and a manager compares.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let methods = self.methods.iter().map(MethodDesc::fingerprint);
+        let params = self.params.iter().map(|p| p.fingerprint);
+        Fingerprint::combine(methods.chain([Fingerprint(u64::MAX)]).chain(params))
+    }
+
+    /// The parameters' fingerprints.
+    pub(crate) fn param_fingerprints(&self) -> Vec<Fingerprint> {
+        self.params.iter().map(|p| p.fingerprint).collect()
+    }
+
+    /// This description with the unknown parameters (`Opaque`) taken from `given`, as a manager
+    /// records them for an object a generic creator made. `None` when a known parameter
+    /// differs or the counts do not match.
+    pub(crate) fn adopt(&self, given: &[Fingerprint]) -> TypeDesc {
+        let mut out = self.clone();
+        if given.len() == out.params.len() {
+            for (param, fp) in out.params.iter_mut().zip(given) {
+                if param.fingerprint == Fingerprint::UNKNOWN {
+                    param.fingerprint = *fp;
+                }
+            }
+        }
+        out
+    }
+
+    /// The first difference between the manager's description (`self`) and a client's, as the
+    /// error the client gets.
+    pub(crate) fn mismatch(&self, client: &TypeDesc, typeid: &str) -> Error {
+        let error = |what: String, manager: String, client: String| Error::TypeMismatch {
+            typeid: typeid.into(),
+            what,
+            manager,
+            client,
+        };
+        for (i, (m, c)) in self.params.iter().zip(&client.params).enumerate() {
+            if m.fingerprint != c.fingerprint && m.fingerprint != Fingerprint::UNKNOWN {
+                let name = if c.name.is_empty() { format!("type parameter {}", i + 1) } else { c.name.clone() };
+                return error(
+                    format!("element type `{name}`"),
+                    self.param_name(m, "a type of another shape"),
+                    c.type_name.clone(),
+                );
+            }
+        }
+        for c in &client.methods {
+            match self.methods.iter().find(|m| m.name == c.name) {
+                None => {
+                    return error(
+                        format!("method `{}`", c.name),
+                        "no such method".into(),
+                        format!("`{}`", c.signature),
+                    );
+                }
+                Some(m) if m.fingerprint() != c.fingerprint() => {
+                    let what = if m.args != c.args { "arguments" } else { "result" };
+                    return error(
+                        format!("{what} of method `{}`", c.name),
+                        format!("`{}`", m.signature),
+                        format!("`{}`", c.signature),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(m) = self.methods.iter().find(|m| !client.methods.iter().any(|c| c.name == m.name)) {
+            return error(format!("method `{}`", m.name), format!("`{}`", m.signature), "no such method".into());
+        }
+        error("type".into(), format!("`{}`", self.type_name), format!("`{}`", client.type_name))
+    }
+
+    fn param_name(&self, p: &ParamDesc, unknown: &str) -> String {
+        if p.type_name.is_empty() { unknown.into() } else { p.type_name.clone() }
+    }
+}
+
+/// Creates an object of `typeid` for a proxy of type `P`, checked by the manager; a mismatch is
+/// explained by comparing the manager's description with `P`'s.
+pub(crate) fn create<P: Proxy>(
+    manager: &BaseManager,
+    typeid: &str,
+    args: &[u8],
+    signature: Option<Fingerprint>,
+) -> Result<P>
+where
+    P::Referent: Dispatch,
+{
+    let desc = describe::<P::Referent>();
+    match manager.create_expecting(typeid, args, Some(Expect::of(&desc, signature))) {
+        Ok(base) => Ok(P::from_base(base)),
+        Err(Error::TypeMismatch { .. }) => Err(explain(manager.address(), typeid, None, &desc, signature)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The precise error for a mismatch the manager found: asks for its description and compares.
+pub(crate) fn explain(
+    address: &Address,
+    typeid: &str,
+    id: Option<u64>,
+    client: &TypeDesc,
+    signature: Option<Fingerprint>,
+) -> Error {
+    let req = Request::Describe { typeid, id };
+    let reply = crate::client::with_conn(address, |c| c.request(&req))
+        .and_then(|bytes| wire::decode::<(TypeDesc, Option<Fingerprint>)>(&bytes, "a type description"));
+    match reply {
+        Ok((manager, manager_signature)) => {
+            if let (Some(mine), Some(theirs)) = (signature, manager_signature)
+                && mine != theirs
+            {
+                return Error::TypeMismatch {
+                    typeid: typeid.into(),
+                    what: "the creator's arguments".into(),
+                    manager: "other argument types".into(),
+                    client: "the ones declared here".into(),
+                };
+            }
+            manager.adopt(&client.param_fingerprints()).mismatch(client, typeid)
+        }
+        Err(e) => e,
+    }
+}
+
+/// Checks a proxy returned by a `#[shared(proxy)]` method against the type `Q` it is used as.
+pub(crate) fn check_returned<Q: Proxy>(base: BaseProxy, fingerprint: Fingerprint) -> Result<Q>
+where
+    Q::Referent: Dispatch,
+{
+    let desc = describe::<Q::Referent>();
+    if desc.fingerprint() == fingerprint {
+        return Ok(Q::from_base(base));
+    }
+    let token = base.token().clone();
+    let error = explain(token.address(), token.typeid(), Some(token.id()), &desc, None);
+    drop(base);
+    Err(error)
+}
+
+/// Checks, once, the type of a proxy received from another process: asks for its object's
+/// description and compares it with `T`'s.
+pub(crate) fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
+    if base.is_verified() {
+        return Ok(());
+    }
+    let token = base.token();
+    let client = describe::<T>();
+    let req = Request::Describe { typeid: token.typeid(), id: Some(token.id()) };
+    let bytes = crate::client::with_conn(token.address(), |c| c.request(&req))?;
+    let (manager, _): (TypeDesc, Option<Fingerprint>) = wire::decode(&bytes, "a type description")?;
+    if manager.fingerprint() != client.fingerprint() {
+        return Err(manager.adopt(&client.param_fingerprints()).mismatch(&client, token.typeid()));
+    }
+    base.mark_verified();
+    Ok(())
+}
+
+/// The description of `T`, computed once per type in this process.
+#[doc(hidden)]
+pub fn describe<T: Dispatch>() -> Arc<TypeDesc> {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, Arc<TypeDesc>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(d) = crate::unpoison::lock(cache).get(&TypeId::of::<T>()) {
+        return d.clone();
+    }
+    let desc = Arc::new(TypeDesc::new(crate::__private::short_type_name::<T>(), T::methods(), T::params()));
+    crate::unpoison::lock(cache).insert(TypeId::of::<T>(), desc.clone());
+    desc
+}
+
+/// What a client says about the object it binds to: its description's hash and its type
+/// parameters, which a manager records for an object made by a generic creator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expect {
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) params: Vec<Fingerprint>,
+    /// The fingerprint of the creator's argument types, as the client declares them (unknown
+    /// for an untyped create).
+    pub(crate) signature: Option<Fingerprint>,
+}
+
+impl Expect {
+    pub(crate) fn of(desc: &TypeDesc, signature: Option<Fingerprint>) -> Expect {
+        Expect { fingerprint: desc.fingerprint(), params: desc.param_fingerprints(), signature }
+    }
+}
