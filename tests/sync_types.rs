@@ -54,7 +54,7 @@ fn a_child_mutates_every_type_and_the_parent_sees_it() {
         sem.release().unwrap();
         assert!(bsem.acquire(false, None).unwrap());
         q.put(5).unwrap();
-        ns.set("x", &10).unwrap();
+        ns.set("x", &10i64).unwrap();
         d.insert("k".to_string(), 7).unwrap();
         l.append(3).unwrap();
         v.set(2.5).unwrap();

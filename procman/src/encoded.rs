@@ -49,8 +49,17 @@ impl Blob {
         Ok(Blob { bytes: bytes?, tickets, pins: None })
     }
 
+    /// Decodes a `T` from the whole value: bytes left over mean another type was encoded.
     pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        wire::decode(&self.bytes, format_args!("a value of type {}", std::any::type_name::<T>()))
+        let what = || format!("a value of type {}", crate::__private::short_type_name::<T>());
+        match postcard::take_from_bytes::<T>(&self.bytes) {
+            Ok((value, [])) => Ok(value),
+            Ok((_, rest)) => Err(crate::Error::decode(
+                what(),
+                format_args!("{} bytes left over (the value has another type)", rest.len()),
+            )),
+            Err(e) => Err(crate::Error::decode(what(), e)),
+        }
     }
 }
 
@@ -201,6 +210,13 @@ impl<T> Encoded<T> {
     }
 }
 
+impl Encoded<Opaque> {
+    /// Encodes a value of any type, kept untyped.
+    pub(crate) fn encode_any<U: Serialize + ?Sized>(value: &U) -> Result<Self> {
+        Blob::encode(value).map(Self::from_blob)
+    }
+}
+
 impl<T: Serialize> Encoded<T> {
     /// Encodes `value`.
     ///
@@ -276,13 +292,35 @@ pub trait Form: Sized + Serialize + DeserializeOwned {
     fn into_client(self) -> Result<Self::Client>;
 }
 
+/// A proxy encodes a value once and decodes it again before sending it, so a type whose serde
+/// shape postcard cannot read back (`#[serde(untagged)]`, `flatten`, `skip_serializing_if`,
+/// `deserialize_any`) is refused where it is written, naming the type, instead of by a reader
+/// in another process (a value that holds proxies is not checked this way: decoding a proxy
+/// takes a reference). A value that fails to decode when it comes back is returned whole in
+/// [`Error::Undecodable`](crate::Error::Undecodable): a queue item is never lost.
 impl<T: Serialize + DeserializeOwned> Form for Encoded<T> {
     type Client = T;
     fn from_client(value: &T) -> Result<Self> {
-        Encoded::encode(value)
+        let encoded = Encoded::encode(value)?;
+        // A value holding proxies is not decoded here: decoding a proxy claims its reference.
+        if let Err(e) = encoded.blob.tickets.is_empty().then(|| encoded.blob.decode::<T>()).transpose() {
+            return Err(crate::Error::encode(
+                format_args!("a value of type {}", crate::__private::short_type_name::<T>()),
+                format_args!(
+                    "postcard cannot read it back ({e}); types with `#[serde(untagged)]`, `flatten`, \
+                     `skip_serializing_if` or a `deserialize_any` impl cannot travel"
+                ),
+            ));
+        }
+        Ok(encoded)
     }
     fn into_client(self) -> Result<T> {
-        self.decode()
+        self.blob.decode().map_err(|e| match e {
+            crate::Error::Decode { what, message } => {
+                crate::Error::Undecodable { what, message, value: self.blob.bytes.clone() }
+            }
+            other => other,
+        })
     }
 }
 

@@ -265,13 +265,13 @@ impl<T: std::fmt::Debug> ReprDebug for &ReprProbe<'_, T> {
 
 /// Chosen when the type is not `Debug`.
 pub trait ReprName {
-    /// `<TypeName object>`.
+    /// `<TypeName: no Debug>`.
     fn procman_repr(&self) -> String;
 }
 
 impl<T> ReprName for ReprProbe<'_, T> {
     fn procman_repr(&self) -> String {
-        format!("<{} object>", std::any::type_name::<T>())
+        format!("<{}: no Debug>", short_type_name::<T>())
     }
 }
 

@@ -158,7 +158,8 @@ impl BaseProxy {
     }
 
     /// The referent's `Debug` form, computed in the manager (Python's `repr(proxy)`); types
-    /// without `Debug` give `<TypeName object>`.
+    /// without `Debug` give `<TypeName: no Debug>` (as `<Stack<i32>: no Debug>`): derive or
+    /// implement `Debug` on the shared type for a real repr.
     pub fn repr(&self) -> Result<String> {
         let bytes = client::with_conn(&self.token.address, |c| c.request(&Request::Repr { id: self.token.id }))?;
         wire::decode(&bytes, "a repr")

@@ -167,7 +167,7 @@ impl Shape {
 
 /// A hash of a type's shape. Equal fingerprints mean the same shape (up to a 64-bit hash
 /// collision); [`Fingerprint::UNKNOWN`] stands for a type the manager does not know.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, crate::Schema)]
 pub struct Fingerprint(pub u64);
 
 impl Fingerprint {
@@ -238,6 +238,12 @@ macro_rules! simple {
 }
 
 simple!(bool => Bool, char => Char, String => String, str => String, () => Unit);
+
+impl<T: Schema + ?Sized> Schema for &'static T {
+    fn describe(shape: &mut Shape) {
+        T::describe(shape);
+    }
+}
 
 impl<T: Schema + ?Sized> Schema for Box<T> {
     fn describe(shape: &mut Shape) {

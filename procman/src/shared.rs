@@ -65,7 +65,7 @@ pub trait Dispatch: Shared {
     /// Calls `method` with encoded `args` and returns the encoded result.
     fn call(this: &Referent<Self>, method: &str, args: &[u8], cx: &mut crate::server::CallCx<'_>) -> Result<Vec<u8>>;
 
-    /// The referent's `Debug` form, or `<TypeName object>` when it has none.
+    /// The referent's `Debug` form, or `<TypeName: no Debug>` when it has none.
     fn repr(this: &Self) -> String;
 
     /// The referent encoded, or an error when the type is not `Serialize`.
@@ -91,7 +91,7 @@ pub struct Referent<T> {
     cell: RwLock<T>,
     // The type parameters a client gave when a generic creator made the object (the manager
     // knows them only as `Opaque`).
-    params: std::sync::OnceLock<Vec<crate::schema::Fingerprint>>,
+    params: std::sync::OnceLock<Vec<crate::typecheck::ParamDesc>>,
 }
 
 impl<T> Referent<T> {
@@ -101,12 +101,12 @@ impl<T> Referent<T> {
     }
 
     /// Records the type parameters of an object made by a generic creator.
-    pub(crate) fn set_params(&self, params: Vec<crate::schema::Fingerprint>) {
+    pub(crate) fn set_params(&self, params: Vec<crate::typecheck::ParamDesc>) {
         let _ = self.params.set(params);
     }
 
     /// The recorded type parameters, if any.
-    pub(crate) fn recorded_params(&self) -> Option<&[crate::schema::Fingerprint]> {
+    pub(crate) fn recorded_params(&self) -> Option<&[crate::typecheck::ParamDesc]> {
         self.params.get().map(Vec::as_slice)
     }
 

@@ -99,20 +99,16 @@ impl TypeDesc {
         Fingerprint::combine(methods.chain([Fingerprint(u64::MAX)]).chain(params))
     }
 
-    /// The parameters' fingerprints.
-    pub(crate) fn param_fingerprints(&self) -> Vec<Fingerprint> {
-        self.params.iter().map(|p| p.fingerprint).collect()
-    }
-
     /// This description with the unknown parameters (`Opaque`) taken from `given`, as a manager
     /// records them for an object a generic creator made. `None` when a known parameter
     /// differs or the counts do not match.
-    pub(crate) fn adopt(&self, given: &[Fingerprint]) -> TypeDesc {
+    pub(crate) fn adopt(&self, given: &[ParamDesc]) -> TypeDesc {
         let mut out = self.clone();
         if given.len() == out.params.len() {
-            for (param, fp) in out.params.iter_mut().zip(given) {
+            for (param, given) in out.params.iter_mut().zip(given) {
                 if param.fingerprint == Fingerprint::UNKNOWN {
-                    param.fingerprint = *fp;
+                    param.fingerprint = given.fingerprint;
+                    param.type_name = given.type_name.clone();
                 }
             }
         }
@@ -128,7 +124,11 @@ impl TypeDesc {
             manager,
             client,
         };
-        for (i, (m, c)) in self.params.iter().zip(&client.params).enumerate() {
+        // The same generic type with other parameters: name the parameter. Other types: name the
+        // first method that differs.
+        let same_kind = self.params.len() == client.params.len()
+            && generic_name(&self.type_name) == generic_name(&client.type_name);
+        for (i, (m, c)) in self.params.iter().zip(&client.params).enumerate().filter(|_| same_kind) {
             if m.fingerprint != c.fingerprint && m.fingerprint != Fingerprint::UNKNOWN {
                 let name = if c.name.is_empty() { format!("type parameter {}", i + 1) } else { c.name.clone() };
                 return error(
@@ -211,7 +211,7 @@ pub(crate) fn explain(
                     client: "the ones declared here".into(),
                 };
             }
-            manager.adopt(&client.param_fingerprints()).mismatch(client, typeid)
+            manager.adopt(&client.params).mismatch(client, typeid)
         }
         Err(e) => e,
     }
@@ -244,10 +244,15 @@ pub(crate) fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
     let bytes = crate::client::with_conn(token.address(), |c| c.request(&req))?;
     let (manager, _): (TypeDesc, Option<Fingerprint>) = wire::decode(&bytes, "a type description")?;
     if manager.fingerprint() != client.fingerprint() {
-        return Err(manager.adopt(&client.param_fingerprints()).mismatch(&client, token.typeid()));
+        return Err(manager.adopt(&client.params).mismatch(&client, token.typeid()));
     }
     base.mark_verified();
     Ok(())
+}
+
+/// `Queue` for `Queue<String>`.
+fn generic_name(type_name: &str) -> &str {
+    type_name.split('<').next().unwrap_or(type_name)
 }
 
 /// The description of `T`, computed once per type in this process.
@@ -268,7 +273,7 @@ pub fn describe<T: Dispatch>() -> Arc<TypeDesc> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Expect {
     pub(crate) fingerprint: Fingerprint,
-    pub(crate) params: Vec<Fingerprint>,
+    pub(crate) params: Vec<ParamDesc>,
     /// The fingerprint of the creator's argument types, as the client declares them (unknown
     /// for an untyped create).
     pub(crate) signature: Option<Fingerprint>,
@@ -276,6 +281,6 @@ pub(crate) struct Expect {
 
 impl Expect {
     pub(crate) fn of(desc: &TypeDesc, signature: Option<Fingerprint>) -> Expect {
-        Expect { fingerprint: desc.fingerprint(), params: desc.param_fingerprints(), signature }
+        Expect { fingerprint: desc.fingerprint(), params: desc.params.clone(), signature }
     }
 }

@@ -117,7 +117,7 @@ impl Core {
                 }
                 expect.params.clone()
             }
-            None => desc.param_fingerprints(),
+            None => desc.params.clone(),
         };
         let fingerprint = desc.adopt(&params).fingerprint();
         let token = |id| wire::encode(&NewObject { id, typeid: typeid.into(), fingerprint }, "a new object's token");

@@ -3,9 +3,8 @@
 
 use super::listen::Core;
 use crate::error::{Error, Result, panic_message};
-use crate::schema::Fingerprint;
 use crate::shared::{Caller, Dispatch, Referent};
-use crate::typecheck::TypeDesc;
+use crate::typecheck::{ParamDesc, TypeDesc};
 use crate::wire::{self, message::NewObject};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ pub trait ServerObject: Send + Sync + 'static {
         Arc::new(TypeDesc::new(String::new(), Vec::new(), Vec::new()))
     }
     /// Records the type parameters a client gave for an object made by a generic creator.
-    fn record_params(&self, _params: Vec<Fingerprint>) {}
+    fn record_params(&self, _params: Vec<ParamDesc>) {}
 }
 
 impl<T: Dispatch> ServerObject for Referent<T> {
@@ -58,7 +57,7 @@ impl<T: Dispatch> ServerObject for Referent<T> {
             None => desc,
         }
     }
-    fn record_params(&self, params: Vec<Fingerprint>) {
+    fn record_params(&self, params: Vec<ParamDesc>) {
         self.set_params(params);
     }
 }

@@ -1,8 +1,10 @@
 //! [`Namespace`]: the specification's `Namespace`, named attributes held by a manager.
 
 use super::SyncManager;
+use crate::Schema;
 use crate::encoded::{Encoded, Opaque};
 use crate::error::{Error, Result};
+use crate::schema::Fingerprint;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -30,13 +32,21 @@ use std::fmt;
 /// ```
 #[derive(Default, crate::Shared)]
 pub struct Namespace {
-    attributes: BTreeMap<String, (Encoded<Opaque>, String)>,
+    attributes: BTreeMap<String, Attribute>,
+}
+
+/// One attribute: its value, its `Debug` form and the fingerprint of its type.
+struct Attribute {
+    value: Encoded<Opaque>,
+    repr: String,
+    fingerprint: Fingerprint,
+    type_name: String,
 }
 
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Namespace(")?;
-        for (i, (name, (_, repr))) in self.attributes.iter().enumerate() {
+        for (i, (name, Attribute { repr, .. })) in self.attributes.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -50,22 +60,54 @@ fn no_attribute(name: &str) -> Error {
     Error::NotFound { what: format!("namespace attribute `{name}`") }
 }
 
+fn mismatch(name: &str, attribute: &Attribute, client: &str) -> Error {
+    Error::TypeMismatch {
+        typeid: "Namespace".into(),
+        what: format!("attribute `{name}`"),
+        manager: format!("`{}`", attribute.type_name),
+        client: format!("`{client}`"),
+    }
+}
+
 #[crate::shared]
 impl Namespace {
     #[shared(rename = "get")]
-    pub(crate) fn get_encoded(&self, name: &str) -> Result<Encoded<Opaque>> {
-        self.attributes.get(name).map(|(value, _)| value.clone()).ok_or_else(|| no_attribute(name))
+    pub(crate) fn get_encoded(
+        &self,
+        name: &str,
+        fingerprint: Fingerprint,
+        type_name: String,
+    ) -> Result<Encoded<Opaque>> {
+        let attribute = self.attributes.get(name).ok_or_else(|| no_attribute(name))?;
+        if attribute.fingerprint != fingerprint {
+            return Err(mismatch(name, attribute, &type_name));
+        }
+        Ok(attribute.value.clone())
     }
 
+    /// Sets an attribute; one that exists keeps its type unless `retype`.
     #[shared(rename = "set")]
-    pub(crate) fn set_encoded(&mut self, name: &str, value: Encoded<Opaque>, repr: String) -> Result<()> {
+    pub(crate) fn set_encoded(
+        &mut self,
+        name: &str,
+        value: Encoded<Opaque>,
+        repr: String,
+        (fingerprint, type_name): (Fingerprint, String),
+        retype: bool,
+    ) -> Result<()> {
         if name.starts_with('_') {
             return Err(Error::usage(format_args!(
                 "namespace attribute `{name}`: names starting with `_` are refused (in Python they belong to the \
                  proxy, which in procman has no attributes of its own)"
             )));
         }
-        self.attributes.insert(name.to_owned(), (value, repr));
+        if let Some(old) = self.attributes.get(name)
+            && old.fingerprint != fingerprint
+            && !retype
+        {
+            return Err(mismatch(name, old, &type_name));
+        }
+        self.attributes.insert(name.to_owned(), Attribute { value, repr, fingerprint, type_name });
         Ok(())
     }
 
@@ -80,16 +122,28 @@ impl Namespace {
     }
 
     /// The value of attribute `name`. Fails with [`Error::NotFound`] when there is none, and
-    /// [`Error::Decode`] when it holds another type.
+    /// [`Error::TypeMismatch`] when it holds another type (it is then unchanged).
     #[shared(client)]
-    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        self.get_encoded(name)?.cast::<T>().decode()
+    pub fn get<T: DeserializeOwned + Schema>(&self, name: &str) -> Result<T> {
+        let (fingerprint, type_name) = crate::__private::fingerprint::<T>();
+        self.get_encoded(name, fingerprint, type_name)?.cast::<T>().decode()
     }
 
-    /// Sets attribute `name`; [`Error::Usage`] for a name starting with `_`.
+    /// Sets attribute `name`. An attribute keeps the type it was first set with: setting it to
+    /// a value of another type is [`Error::TypeMismatch`] and changes nothing (use
+    /// [`replace`](Self::replace) to change its type). [`Error::Usage`] for a name starting
+    /// with `_`.
     #[shared(client)]
-    pub fn set<T: Serialize + fmt::Debug>(&self, name: &str, value: &T) -> Result<()> {
-        self.set_encoded(name, Encoded::encode(value)?.cast(), format!("{value:?}"))
+    pub fn set<T: Serialize + Schema + fmt::Debug + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
+        let encoded = Encoded::<Opaque>::encode_any(value)?;
+        self.set_encoded(name, encoded, format!("{value:?}"), crate::__private::fingerprint::<T>(), false)
+    }
+
+    /// Sets attribute `name` to a value of any type, replacing its value and its type.
+    #[shared(client)]
+    pub fn replace<T: Serialize + Schema + fmt::Debug + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
+        let encoded = Encoded::<Opaque>::encode_any(value)?;
+        self.set_encoded(name, encoded, format!("{value:?}"), crate::__private::fingerprint::<T>(), true)
     }
 }
 
