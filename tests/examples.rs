@@ -62,3 +62,42 @@ fn the_tour_runs() {
     assert!(out.contains("longest word: \"processes\""), "{out}");
     assert!(out.contains("word lengths (shared memory): SharedArray<u32>(["), "{out}");
 }
+
+/// Two programs built apart: a manager and a client that declares the typeid with its own `Job`.
+/// The same declaration has the same fingerprint in both binaries and works; a changed one has
+/// another fingerprint and is refused at the first contact.
+#[test]
+fn two_programs_agree_on_a_type_by_fingerprint_and_a_changed_type_is_refused() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut server = Command::new(example("typed_server"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("typed_server starts");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let address = lines.next().unwrap().unwrap().trim_start_matches("listening on ").to_string();
+    let server_fingerprint = lines.next().unwrap().unwrap();
+
+    let same = run_with("typed_client", &[&address]);
+    let mut same = same.lines();
+    assert_eq!(same.next(), Some(server_fingerprint.as_str()), "the same type, compiled twice");
+    assert_eq!(same.next(), Some("got job 1 \"build\""));
+
+    let changed = run_with("typed_client", &[&address, "--changed"]);
+    let mut changed = changed.lines();
+    assert_ne!(changed.next(), Some(server_fingerprint.as_str()), "a changed type");
+    let refused = changed.next().unwrap();
+    assert!(refused.starts_with("refused: type mismatch for `jobs`"), "{refused}");
+    assert!(refused.contains("Job"), "{refused}");
+
+    drop(server.stdin.take()); // the server stops when its stdin closes
+    assert!(server.wait().unwrap().success());
+}
+
+fn run_with(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name)).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{name} failed: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    stdout
+}

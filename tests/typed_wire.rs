@@ -336,3 +336,25 @@ fn a_decoded_value_must_use_every_byte() {
     let one: procman::Encoded<u8> = two.cast();
     assert!(matches!(one.decode(), Err(Error::Decode { .. })));
 }
+
+/// Common foreign types have fingerprints: chrono's and uuid's with procman's features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Schema)]
+pub struct Event {
+    pub id: uuid::Uuid,
+    pub at: chrono::NaiveDateTime,
+    pub tags: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+#[test]
+fn foreign_types_travel_and_have_fingerprints() {
+    use procman::schema::Fingerprint;
+    assert_ne!(Fingerprint::of::<uuid::Uuid>(), Fingerprint::of::<Vec<u8>>());
+    assert_ne!(Fingerprint::of::<chrono::NaiveDate>(), Fingerprint::of::<chrono::NaiveTime>());
+    let server = serve();
+    let q = server.queue::<Event>(0).unwrap();
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap().and_hms_opt(6, 0, 0).unwrap();
+    let event = Event { id: uuid::Uuid::from_u128(7), at, tags: [("k".to_string(), vec![1, 2])].into() };
+    q.put(event.clone()).unwrap();
+    assert_eq!(q.get().unwrap(), event);
+    server.shutdown().unwrap();
+}

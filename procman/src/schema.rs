@@ -34,6 +34,10 @@
 //!
 //! # What a shape covers
 //!
+//! The std types that cross the wire have fingerprints; with the cargo features `chrono` and
+//! `uuid`, so do chrono's `DateTime<Tz>`, `NaiveDate`, `NaiveDateTime`, `NaiveTime` and
+//! `uuid::Uuid`.
+//!
 //! Names of structs, enums, fields and variants (as serde writes them: `#[serde(rename)]` is
 //! followed, `#[serde(skip)]` fields are left out), field order, and every type inside. Not
 //! covered: the type's module path (moving a type keeps its fingerprint) and serde attributes
@@ -404,6 +408,39 @@ impl Schema for crate::BaseProxy {
 impl Schema for crate::Error {
     fn describe(shape: &mut Shape) {
         shape.kind(Kind::Enum).name("procman::Error");
+    }
+}
+
+/// chrono writes its date and time types as strings (RFC 3339 / ISO 8601), named here so that a
+/// date is not taken for a time.
+#[cfg(feature = "chrono")]
+mod chrono_types {
+    use super::{Kind, Schema, Shape};
+
+    impl<Tz: chrono::TimeZone + 'static> Schema for chrono::DateTime<Tz> {
+        fn describe(shape: &mut Shape) {
+            shape.kind(Kind::String).name("DateTime");
+        }
+    }
+
+    macro_rules! named_strings {
+        ($($t:ident),*) => {$(
+            impl Schema for chrono::$t {
+                fn describe(shape: &mut Shape) {
+                    shape.kind(Kind::String).name(stringify!($t));
+                }
+            }
+        )*};
+    }
+
+    named_strings!(NaiveDate, NaiveDateTime, NaiveTime);
+}
+
+/// uuid writes a `Uuid` to postcard (not human-readable) as 16 bytes.
+#[cfg(feature = "uuid")]
+impl Schema for uuid::Uuid {
+    fn describe(shape: &mut Shape) {
+        shape.kind(Kind::Bytes).name("Uuid");
     }
 }
 

@@ -131,11 +131,14 @@ impl TypeDesc {
         for (i, (m, c)) in self.params.iter().zip(&client.params).enumerate().filter(|_| same_kind) {
             if m.fingerprint != c.fingerprint && m.fingerprint != Fingerprint::UNKNOWN {
                 let name = if c.name.is_empty() { format!("type parameter {}", i + 1) } else { c.name.clone() };
-                return error(
-                    format!("element type `{name}`"),
-                    self.param_name(m, "a type of another shape"),
-                    c.type_name.clone(),
-                );
+                let manager = self.param_name(m, "a type of another shape");
+                // Two programs' types of one name: their fields, order or variants differ.
+                let client = if manager == c.type_name {
+                    format!("{} (same name, another shape)", c.type_name)
+                } else {
+                    c.type_name.clone()
+                };
+                return error(format!("element type `{name}`"), manager, client);
             }
         }
         for c in &client.methods {
