@@ -94,6 +94,16 @@
 //!   [`Error::TaskDoneTooManyTimes`] (`ValueError`), [`Error::BrokenBarrier`],
 //!   [`Error::NotFound`] (`KeyError`), [`Error::IndexOutOfRange`] (`IndexError`).
 //!
+//! # Typed across the wire
+//!
+//! Every type that travels derives [`Schema`] beside `Serialize` and `Deserialize` (all three are
+//! in the [`prelude`]). The manager and the client compare the description of each shared type
+//! — its exposed methods with the fingerprints of their arguments and results, and its type
+//! parameters — once per proxy, when it is bound: at creation (before anything is created), when
+//! a `#[shared(proxy)]` method returns it, and on the first call of a proxy received from
+//! another process. A difference is [`Error::TypeMismatch`], naming it; calls carry no extra
+//! bytes. See [`schema`] for what a fingerprint covers.
+//!
 //! # Processes
 //!
 //! `start()` and [`Process::spawn`] re-execute the current binary; the child finds its role in
