@@ -58,6 +58,9 @@ pub struct TypeDesc {
     pub methods: Vec<MethodDesc>,
     /// The type parameters, in order.
     pub params: Vec<ParamDesc>,
+    /// [`fingerprint`](Self::fingerprint), computed once.
+    #[serde(skip)]
+    cached: OnceLock<Fingerprint>,
 }
 
 impl MethodDesc {
@@ -89,14 +92,21 @@ impl TypeDesc {
     /// A description from its parts; the methods are sorted here.
     pub fn new(type_name: String, mut methods: Vec<MethodDesc>, params: Vec<ParamDesc>) -> Self {
         methods.sort_by(|a, b| a.name.cmp(&b.name));
-        TypeDesc { type_name, methods, params }
+        TypeDesc { type_name, methods, params, cached: OnceLock::new() }
     }
 
     /// The hash a client sends and a manager compares.
     pub fn fingerprint(&self) -> Fingerprint {
-        let methods = self.methods.iter().map(MethodDesc::fingerprint);
-        let params = self.params.iter().map(|p| p.fingerprint);
-        Fingerprint::combine(methods.chain([Fingerprint(u64::MAX)]).chain(params))
+        *self.cached.get_or_init(|| {
+            let methods = self.methods.iter().map(MethodDesc::fingerprint);
+            let params = self.params.iter().map(|p| p.fingerprint);
+            Fingerprint::combine(methods.chain([Fingerprint(u64::MAX)]).chain(params))
+        })
+    }
+
+    /// True when some type parameter is unknown (`Opaque`): the object takes the client's.
+    pub(crate) fn has_unknown_params(&self) -> bool {
+        self.params.iter().any(|p| p.fingerprint == Fingerprint::UNKNOWN)
     }
 
     /// This description with the unknown parameters (`Opaque`) taken from `given`, as a manager
@@ -104,6 +114,7 @@ impl TypeDesc {
     /// differs or the counts do not match.
     pub(crate) fn adopt(&self, given: &[ParamDesc]) -> TypeDesc {
         let mut out = self.clone();
+        out.cached = OnceLock::new();
         if given.len() == out.params.len() {
             for (param, given) in out.params.iter_mut().zip(given) {
                 if param.fingerprint == Fingerprint::UNKNOWN {

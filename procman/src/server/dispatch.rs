@@ -105,21 +105,17 @@ impl Core {
             .creators
             .get(typeid)
             .ok_or_else(|| Error::UnknownTypeid { typeid: typeid.into(), address: self.address.to_string() })?;
-        // The client's proxy type against the creator's: checked before anything is created.
+        // The client's proxy type against the creator's: checked before anything is created. A
+        // generic creator's object takes the client's type parameters.
         let desc = (entry.describe)();
-        let params = match &expect {
-            Some(expect) => {
-                let adopted = desc.adopt(&expect.params);
-                if expect.signature.is_some_and(|s| s != (entry.signature)())
-                    || adopted.fingerprint() != expect.fingerprint
-                {
-                    return Err(self.type_mismatch(typeid, &desc.type_name));
-                }
-                expect.params.clone()
-            }
-            None => desc.params.clone(),
-        };
-        let fingerprint = desc.adopt(&params).fingerprint();
+        let adopted = desc.has_unknown_params().then(|| desc.adopt(expect.as_ref().map_or(&[][..], |e| &e.params)));
+        let fingerprint = adopted.as_ref().unwrap_or(&desc).fingerprint();
+        if let Some(expect) = &expect
+            && (expect.signature.is_some_and(|s| s != (entry.signature)()) || fingerprint != expect.fingerprint)
+        {
+            return Err(self.type_mismatch(typeid, &desc.type_name));
+        }
+        let params = adopted.map(|a| a.params);
         let token = |id| wire::encode(&NewObject { id, typeid: typeid.into(), fingerprint }, "a new object's token");
         // Singletons are created one at a time, so that racing first callers share one object.
         let _creating = entry.singleton.then(|| unpoison::lock(&self.singleton_creation));
@@ -132,7 +128,9 @@ impl Core {
             let _scope = CallScope::enter(&session.serving, session.caller);
             guarded(typeid, "<create>", || (entry.create)(args))?
         };
-        object.record_params(params);
+        if let Some(params) = params {
+            object.record_params(params);
+        }
         let mut table = self.table();
         let id = table.insert(entry.typeid.into(), object, client, entry.singleton);
         if entry.singleton {
