@@ -358,3 +358,18 @@ fn foreign_types_travel_and_have_fingerprints() {
     assert_eq!(q.get().unwrap(), event);
     server.shutdown().unwrap();
 }
+
+/// A queue item that does not decode as the proxy's type (written by a program that bypassed
+/// the typed proxy) comes back whole inside the error: nothing is lost.
+#[test]
+fn an_item_that_cannot_be_decoded_comes_back_inside_the_error() {
+    let server = serve();
+    let q = server.queue::<u8>(0).unwrap();
+    let raw = procman::Encoded::encode(&300u16).unwrap();
+    q.call_method::<_, ()>("put", &(raw.clone(), true, None::<std::time::Duration>)).unwrap();
+    match q.get() {
+        Err(Error::Undecodable { value, .. }) => assert_eq!(value, raw.as_bytes()),
+        other => panic!("expected the value back in the error, got {other:?}"),
+    }
+    server.shutdown().unwrap();
+}
