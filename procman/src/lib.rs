@@ -152,6 +152,7 @@ mod client;
 mod encoded;
 mod entry;
 mod error;
+pub mod inspect;
 mod local;
 mod manager;
 mod proxy;
@@ -175,12 +176,11 @@ pub use encoded::{Encoded, Opaque};
 pub use entry::init;
 pub use error::{Error, Result};
 pub use local::{DEFAULT_ARENA_CAPACITY, LocalManager};
-pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, typeids};
+pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, ShutdownHandle, typeids};
 pub use proxy::{BaseProxy, Token};
 pub use server::CreatorEntry;
 pub use shared::{Caller, Proxy, Shared};
 pub use wire::DEFAULT_MAX_FRAME_SIZE;
-pub use wire::message::ObjectInfo;
 
 pub use procman_derive::{Shared, main, manager, shared};
 

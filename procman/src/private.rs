@@ -6,6 +6,7 @@ pub use serde;
 
 pub use crate::child::ChildEntry;
 pub use crate::encoded::Form;
+pub use crate::inspect::{Inspect, ObjectState, StateInspect, StateNone, StateProbe};
 pub use crate::server::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Referent};

@@ -72,6 +72,13 @@ pub trait Dispatch: Shared {
 
     /// Called when a connection that called this object closes (its thread or process ended).
     fn connection_closed(_this: &Referent<Self>, _caller: Caller) {}
+
+    /// The object's state for snapshots ([`BaseManager::debug_info`](crate::BaseManager::debug_info)):
+    /// the generated impl reports it for types that implement `inspect::Inspect` (the built-in
+    /// types), `None` for the others.
+    fn state(_this: &Referent<Self>) -> Option<crate::inspect::ObjectState> {
+        None
+    }
 }
 
 /// A referent as the server holds it: the value behind a read-write lock.

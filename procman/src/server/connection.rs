@@ -8,7 +8,7 @@ use crate::auth;
 use crate::error::{Error, Result};
 use crate::shared::Caller;
 use crate::transport::Stream;
-use crate::wire::message::{Reply, Request};
+use crate::wire::message::{self, Hello, Reply, Request};
 use crate::wire::{self, Bytes};
 use std::collections::HashSet;
 use std::io::{self, BufReader, Write};
@@ -50,11 +50,13 @@ impl Core {
         let peer = stream.peer();
         let hello = self.authenticate(&mut stream, &peer);
         self.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-        let Some((client, reader)) = hello else { return };
+        let Some((hello, reader)) = hello else { return };
+        let client = hello.client;
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_write_timeout(None);
         let Ok(watched) = stream.try_clone().map(Arc::new) else { return };
         let Some(connection) = self.open(watched.clone()) else { return };
+        self.connections.opened(connection, client, hello.pid, &peer);
         self.table().connect(client);
         let caller = Caller { client, connection };
         let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched });
@@ -63,9 +65,9 @@ impl Core {
         self.end(session);
     }
 
-    /// The handshake and the hello, under the handshake deadline. Returns the client's id and
-    /// the reading half of the connection, or `None` (logged) for a peer that is refused.
-    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<(u128, BufReader<Stream>)> {
+    /// The handshake and the hello, under the handshake deadline. Returns the hello and the
+    /// reading half of the connection, or `None` (logged) for a peer that is refused.
+    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<(Hello, BufReader<Stream>)> {
         if let Some(idle) = self.config.keepalive {
             let _ = stream.set_keepalive(idle);
         }
@@ -85,9 +87,9 @@ impl Core {
         if !matches!(wire::read_frame(&mut reader, &mut buf, MAX_HELLO), Ok(true)) {
             return None; // gone before its hello
         }
-        match postcard::from_bytes::<Request<'_>>(&buf) {
-            Ok(Request::Hello { client }) => Some((client, reader)),
-            _ => {
+        match message::hello(&buf) {
+            Some(hello) => Some((hello, reader)),
+            None => {
                 tracing::warn!(manager = %self.address, %peer, "closed a connection: it did not start with a hello");
                 None
             }
@@ -160,6 +162,7 @@ impl Core {
     fn end(&self, session: Session) {
         let caller = session.caller;
         self.close(caller.connection);
+        self.connections.closed(caller.connection);
         let (notify, freed): (Vec<Object>, Vec<Object>) = {
             let mut table = self.table();
             let notify = session.touched.iter().filter_map(|id| table.get(*id).map(|(o, _)| o)).collect();

@@ -60,6 +60,7 @@ impl Core {
             }
             Request::DebugInfo => wire::encode(&self.table().debug_info(), "debug info"),
             Request::Shutdown | Request::Ping => Ok(Vec::new()),
+            Request::Inspect => wire::encode(&self.snapshot(), "a snapshot"),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The listening server ([`Server`]: binds, accepts) and what its connection threads share ([`Core`]).
 
+use super::inspect::Connections;
 use super::registry::{self, Creators};
 use super::table::Table;
 use crate::address::Address;
@@ -30,6 +31,8 @@ pub(crate) struct Core {
     /// Connections accepted and not yet authenticated.
     pub(super) unauthenticated: AtomicUsize,
     next_connection: AtomicU64,
+    /// The authenticated connections as snapshots show them.
+    pub(super) connections: Connections,
 }
 
 impl std::fmt::Debug for Core {
@@ -117,6 +120,7 @@ impl Server {
             open: Mutex::new(HashMap::new()),
             unauthenticated: AtomicUsize::new(0),
             next_connection: AtomicU64::new(1),
+            connections: Connections::new(),
             config,
         };
         Ok(Server { core: Arc::new(core), listener })

@@ -18,6 +18,7 @@
 //! | `listen.rs` | [`Server`]: binds, accepts, one thread per connection; `Core`: what the threads share; stop |
 //! | `connection.rs` | one connection: handshake under its deadline, hello, the request loop, release at close |
 //! | `dispatch.rs` | one request: to the object table or the referent, and back as a reply |
+//! | `inspect.rs` | the open connections as snapshots show them; the [`Snapshot`](crate::inspect::Snapshot) that answers `Inspect` |
 //! | `table.rs` | the object table: objects, reference counts per client, tickets of proxies in transit |
 //! | `object.rs` | [`ServerObject`] (what the server needs of a referent), [`CallCx`], the panic boundary |
 //! | `scope.rs` | `CallScope`: what a running call can ask (its server, whether its caller is still there) |
@@ -62,6 +63,7 @@
 
 mod connection;
 mod dispatch;
+mod inspect;
 mod listen;
 mod object;
 mod pins;

@@ -24,6 +24,10 @@ pub trait ServerObject: Send + Sync + 'static {
     fn connection_closed(&self, caller: Caller);
     /// The referent as `Any`, to find the concrete type of an object of this server.
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    /// The referent's state, for snapshots; `None` for types that do not report one.
+    fn state(&self) -> Option<crate::inspect::ObjectState> {
+        None
+    }
 }
 
 impl<T: Dispatch> ServerObject for Referent<T> {
@@ -41,6 +45,9 @@ impl<T: Dispatch> ServerObject for Referent<T> {
     }
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+    fn state(&self) -> Option<crate::inspect::ObjectState> {
+        T::state(self)
     }
 }
 

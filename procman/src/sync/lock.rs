@@ -1,11 +1,12 @@
 //! [`Lock`]: CPython's `threading.Lock`, held by a manager.
 
-use super::core::{Acquirer, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::{Inspect, ObjectState, Party};
 use crate::shared::Caller;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A lock held by a manager (CPython's `threading.Lock`): any client may release it.
 ///
@@ -69,6 +70,12 @@ impl Lock {
     }
 }
 
+impl Inspect for Lock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
+    }
+}
+
 #[crate::manager]
 impl SyncManager {
     /// A new [`Lock`] (Python's `manager.Lock()`).
@@ -82,7 +89,23 @@ impl SyncManager {
 struct LockState {
     held: bool,
     holder: Option<Caller>,
+    /// When the holder acquired it.
+    since: Option<Instant>,
     abandoned: bool,
+}
+
+impl LockState {
+    fn take(&mut self, holder: Option<Caller>) {
+        self.held = true;
+        self.holder = holder;
+        self.since = Some(Instant::now());
+    }
+
+    fn free(&mut self) {
+        self.held = false;
+        self.holder = None;
+        self.since = None;
+    }
 }
 
 /// A mutual-exclusion lock (CPython's `threading.Lock`).
@@ -90,6 +113,7 @@ struct LockState {
 pub(crate) struct LockCore {
     state: Mutex<LockState>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl LockCore {
@@ -102,12 +126,11 @@ impl Acquirer for LockCore {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(blocking, timeout)?;
         let g = lock(&self.state);
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |s| !s.held)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.held)?;
         if !ok {
             return Ok(false);
         }
-        g.held = true;
-        g.holder = me();
+        g.take(me());
         if std::mem::take(&mut g.abandoned) {
             return Err(Error::Abandoned);
         }
@@ -119,8 +142,7 @@ impl Acquirer for LockCore {
         if !g.held {
             return Err(Error::NotHeld { object: "Lock".into(), reason: "release of an unlocked lock".into() });
         }
-        g.held = false;
-        g.holder = None;
+        g.free();
         drop(g);
         self.cv.notify_one();
         Ok(())
@@ -141,11 +163,17 @@ impl Acquirer for LockCore {
     fn connection_closed(&self, caller: Caller) {
         let mut g = lock(&self.state);
         if g.held && g.holder == Some(caller) {
-            g.held = false;
-            g.holder = None;
+            g.free();
             g.abandoned = true;
             drop(g);
             self.cv.notify_one();
         }
+    }
+
+    fn state(&self) -> ObjectState {
+        let g = lock(&self.state);
+        let holder = g.since.filter(|_| g.held).map(|since| Party::new(g.holder, since));
+        drop(g);
+        ObjectState::Lock { holder, waiting: self.waiters.parties() }
     }
 }

@@ -1,11 +1,12 @@
 //! [`RLock`]: CPython's `threading.RLock`, held by a manager.
 
-use super::core::{Acquirer, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::{Inspect, ObjectState, Party};
 use crate::shared::Caller;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A re-entrant lock held by a manager (CPython's `threading.RLock`), owned by the client
 /// thread that acquired it: that thread may acquire it again, and only it may release it.
@@ -66,6 +67,12 @@ impl RLock {
     }
 }
 
+impl Inspect for RLock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
+    }
+}
+
 #[crate::manager]
 impl SyncManager {
     /// A new [`RLock`] (Python's `manager.RLock()`).
@@ -83,7 +90,23 @@ fn not_owner(what: &str) -> Error {
 struct RLockState {
     owner: Option<Caller>,
     count: usize,
+    /// When the owner first acquired it.
+    since: Option<Instant>,
     abandoned: bool,
+}
+
+impl RLockState {
+    fn take(&mut self, owner: Option<Caller>, count: usize) {
+        self.owner = owner;
+        self.count = count;
+        self.since = Some(Instant::now());
+    }
+
+    fn free(&mut self) {
+        self.owner = None;
+        self.count = 0;
+        self.since = None;
+    }
 }
 
 /// A re-entrant lock (CPython's `threading.RLock`), owned by the calling client thread.
@@ -91,6 +114,7 @@ struct RLockState {
 pub(crate) struct RLockCore {
     state: Mutex<RLockState>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl RLockCore {
@@ -109,12 +133,11 @@ impl Acquirer for RLockCore {
             g.count += 1;
             return Ok(true);
         }
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |s| s.count == 0)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| s.count == 0)?;
         if !ok {
             return Ok(false);
         }
-        g.owner = caller;
-        g.count = 1;
+        g.take(caller, 1);
         if std::mem::take(&mut g.abandoned) {
             return Err(Error::Abandoned);
         }
@@ -128,7 +151,7 @@ impl Acquirer for RLockCore {
         }
         g.count -= 1;
         if g.count == 0 {
-            g.owner = None;
+            g.free();
             drop(g);
             self.cv.notify_one();
         }
@@ -145,8 +168,8 @@ impl Acquirer for RLockCore {
         if g.count == 0 || g.owner != me() {
             return Err(not_owner("release"));
         }
-        let n = std::mem::take(&mut g.count);
-        g.owner = None;
+        let n = g.count;
+        g.free();
         drop(g);
         self.cv.notify_one();
         Ok(n)
@@ -155,21 +178,28 @@ impl Acquirer for RLockCore {
     fn restore(&self, saved: usize) {
         let caller = me();
         let mut g = lock(&self.state);
+        let _place = (g.count != 0).then(|| self.waiters.enter());
         while g.count != 0 {
             g = crate::unpoison::wait(&self.cv, g);
         }
-        g.owner = caller;
-        g.count = saved.max(1);
+        g.take(caller, saved.max(1));
     }
 
     fn connection_closed(&self, caller: Caller) {
         let mut g = lock(&self.state);
         if g.count > 0 && g.owner == Some(caller) {
-            g.count = 0;
-            g.owner = None;
+            g.free();
             g.abandoned = true;
             drop(g);
             self.cv.notify_one();
         }
+    }
+
+    fn state(&self) -> ObjectState {
+        let g = lock(&self.state);
+        let holder = g.since.filter(|_| g.count > 0).map(|since| Party::new(g.owner, since));
+        let count = g.count;
+        drop(g);
+        ObjectState::RLock { holder, count, waiting: self.waiters.parties() }
     }
 }
