@@ -292,17 +292,23 @@ fn a_peer_that_is_no_manager_gets_one_clear_line() {
 }
 
 #[test]
-fn sigterm_stops_serve_cleanly_and_disconnects_its_clients() {
+fn sigterm_stops_serve_cleanly_and_tells_its_clients_it_shut_down() {
     let server = Serve::start("sigterm", "127.0.0.1:0");
+    let address = server.address.clone();
     let client = server.connect();
     let queue = client.queue::<u32>(0).unwrap();
-    let blocked = std::thread::spawn(move || queue.get());
+    let blocked = {
+        let queue = queue.clone();
+        std::thread::spawn(move || queue.get())
+    };
     std::thread::sleep(Duration::from_millis(200));
     let (status, err) = server.terminate();
     assert!(status.success(), "{status}: {err}");
     assert!(err.contains("stopped by SIGTERM"), "{err}");
-    let e = blocked.join().unwrap().unwrap_err();
-    assert!(e.is_connection_lost(), "{e}");
+    // The call in progress, and the next call of an idle connection, learn why.
+    for e in [blocked.join().unwrap().unwrap_err(), queue.qsize().unwrap_err()] {
+        assert!(matches!(&e, procman::Error::Shutdown { address: a } if *a == address), "{e:?}");
+    }
 }
 
 #[test]

@@ -16,9 +16,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// The largest frame before the hello: it holds a client id.
 const MAX_HELLO: usize = 1024;
+
+/// How long a stopping server tries to tell a client that it shut down.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An authenticated connection, as its requests see it.
 pub(super) struct Session {
@@ -107,7 +111,12 @@ impl Core {
         loop {
             match wire::read_frame(&mut reader, &mut rbuf, self.config.max_frame_size) {
                 Ok(true) => {}
-                Ok(false) => break,
+                Ok(false) => {
+                    if self.is_stopping() {
+                        self.goodbye(&mut stream, &mut wbuf);
+                    }
+                    break;
+                }
                 Err(e) => {
                     if let Some(big) = e.get_ref().and_then(|x| x.downcast_ref::<wire::FrameTooLarge>()) {
                         tracing::warn!(
@@ -136,7 +145,11 @@ impl Core {
                 }
             };
             let shutdown = matches!(req, Request::Shutdown);
-            let reply = self.handle(req, session, &mut freed);
+            let reply = match self.handle(req, session, &mut freed) {
+                // A call cut short by the server stopping (its caller looked gone) says so.
+                Some(Err(e)) if e.is_connection_lost() && self.is_stopping() => Some(Err(self.shut_down())),
+                reply => reply,
+            };
             freed.clear(); // dropped here, outside the table's lock
             if let Some(reply) = reply
                 && send_reply(&mut stream, &mut wbuf, reply).is_err()
@@ -149,6 +162,15 @@ impl Core {
                 break;
             }
         }
+    }
+
+    /// Tells the client that the server shut down ([`Error::Shutdown`], the reply to its call in
+    /// progress or to its next one), then closes both halves of the connection: stopping
+    /// closed only the reading half, to wake this thread.
+    fn goodbye(&self, stream: &mut Stream, wbuf: &mut Vec<u8>) {
+        let _ = stream.set_write_timeout(Some(GOODBYE_TIMEOUT));
+        let _ = send_reply(stream, wbuf, Err(self.shut_down()));
+        stream.shutdown();
     }
 
     /// Logs a protocol error and sends it to the peer before the connection closes.

@@ -1,5 +1,6 @@
-//! What the server knows of its clients' connections, and the [`Snapshot`] of the whole server
-//! that answers the `Inspect` request.
+//! What the server knows of its clients' connections (for snapshots, and for a stopping server
+//! to wait until each has said goodbye), and the [`Snapshot`] of the whole server that answers
+//! the `Inspect` request.
 //!
 //! The snapshot reads the object table under its lock, then each referent's state after the
 //! lock is released: a state is read under the object's own locks, which a call in progress
@@ -10,13 +11,15 @@ use crate::inspect::{ClientId, ClientSnapshot, ConnectionSnapshot, ObjectSnapsho
 use crate::unpoison;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-/// The authenticated connections of a server, by number, as snapshots show them.
+/// The authenticated connections of a server, by number.
 pub(super) struct Connections {
     started: Instant,
     open: Mutex<HashMap<u64, Connection>>,
+    /// Notified when a connection closes.
+    closed: Condvar,
 }
 
 struct Connection {
@@ -28,7 +31,7 @@ struct Connection {
 
 impl Connections {
     pub(super) fn new() -> Connections {
-        Connections { started: Instant::now(), open: Mutex::new(HashMap::new()) }
+        Connections { started: Instant::now(), open: Mutex::new(HashMap::new()), closed: Condvar::new() }
     }
 
     /// Connection `number` of `client` (whose hello said `pid`) authenticated.
@@ -39,6 +42,14 @@ impl Connections {
 
     pub(super) fn closed(&self, number: u64) {
         unpoison::lock(&self.open).remove(&number);
+        self.closed.notify_all();
+    }
+
+    /// Waits until every connection has closed, for at most `grace`: a stopping server lets
+    /// each connection's thread tell its client why before the process may exit.
+    pub(super) fn wait_all_closed(&self, grace: Duration) {
+        let open = unpoison::lock(&self.open);
+        let _ = self.closed.wait_timeout_while(open, grace, |open| !open.is_empty());
     }
 }
 

@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+/// How long a stopping server waits for its connections' threads to tell their clients that it
+/// shut down (a call that ignores its caller may keep one longer; it is not waited for).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// What every connection thread of a server shares.
 pub(crate) struct Core {
     pub(super) address: Address,
@@ -61,10 +65,12 @@ impl Core {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// Wakes every connection's thread by ending the reading half of its socket; each tells
+    /// its client that the server shut down, then closes (see `connection.rs`).
     fn close_all(&self) {
         let open: Vec<Arc<Stream>> = unpoison::lock(&self.open).drain().map(|(_, s)| s).collect();
         for s in open {
-            s.shutdown();
+            s.shutdown_read();
         }
     }
 
@@ -88,6 +94,11 @@ impl Core {
 
     pub(super) fn protocol(&self, message: impl std::fmt::Display) -> Error {
         Error::Protocol { address: self.address.to_string(), message: message.to_string() }
+    }
+
+    /// What the clients of a stopping server are told.
+    pub(super) fn shut_down(&self) -> Error {
+        Error::Shutdown { address: self.address.to_string() }
     }
 
     pub(super) fn unknown_object(&self, id: u64) -> Error {
@@ -177,5 +188,6 @@ impl Server {
             }
         }
         core.close_all();
+        core.connections.wait_all_closed(STOP_GRACE);
     }
 }
