@@ -41,7 +41,6 @@
 //! floating-point number; a [`ClientId`] is a number in binary formats and a string of 32 hex
 //! digits in human-readable ones (JSON), where 128-bit numbers do not survive most parsers.
 
-use crate::shared::{Caller, Referent};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -206,10 +205,10 @@ pub struct Party {
 }
 
 impl Party {
-    /// The party of `caller` (none outside a server: client 0), since `since`.
-    pub(crate) fn new(caller: Option<Caller>, since: Instant) -> Party {
-        let caller = caller.unwrap_or(Caller { client: 0, connection: 0 });
-        Party { client: ClientId(caller.client), pid: None, connection: caller.connection, elapsed: since.elapsed() }
+    /// The connection `connection` of client `client`, since `since`; the process id is filled
+    /// in by the server.
+    pub(crate) fn new(client: u128, connection: u64, since: Instant) -> Party {
+        Party { client: ClientId(client), pid: None, connection, elapsed: since.elapsed() }
     }
 }
 
@@ -459,46 +458,6 @@ impl fmt::Display for ObjectState {
             write!(f, "; {n} waiting in {method}")?;
         }
         Ok(())
-    }
-}
-
-/// What a built-in type reports about itself. Implemented by the types of [`crate::sync`];
-/// `#[shared]` types that implement it report their state through [`StateProbe`].
-#[doc(hidden)]
-pub trait Inspect {
-    /// The object's state now.
-    fn state(&self) -> ObjectState;
-}
-
-/// Autoref probe: `(&&StateProbe(referent)).procman_state()` is the referent's state when its
-/// type implements [`Inspect`], else `None`. Used by the `Dispatch` impls `#[shared]` generates.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct StateProbe<'a, T>(pub &'a Referent<T>);
-
-/// Chosen when the type implements [`Inspect`].
-#[doc(hidden)]
-pub trait StateInspect {
-    /// The referent's state.
-    fn procman_state(&self) -> Option<ObjectState>;
-}
-
-impl<T: Inspect> StateInspect for &StateProbe<'_, T> {
-    fn procman_state(&self) -> Option<ObjectState> {
-        Some(self.0.read().state())
-    }
-}
-
-/// Chosen when the type does not implement [`Inspect`].
-#[doc(hidden)]
-pub trait StateNone {
-    /// `None`.
-    fn procman_state(&self) -> Option<ObjectState>;
-}
-
-impl<T> StateNone for StateProbe<'_, T> {
-    fn procman_state(&self) -> Option<ObjectState> {
-        None
     }
 }
 

@@ -41,6 +41,11 @@
 //! 6. When the connection closes, the objects it called are told (`connection_closed`: locks it
 //!    held are released) and, if it was its client's last connection, the client's references go.
 //!
+//! When the server stops (a client's `Shutdown`, or a [`ShutdownHandle`](crate::ShutdownHandle)),
+//! it ends the reading half of every connection: each connection's thread wakes (a blocked call
+//! sees its caller gone), answers [`Error::Shutdown`](crate::Error::Shutdown) to the call in
+//! progress or, once, to the next one, and closes; the accept loop waits a moment for them.
+//!
 //! # Logs
 //!
 //! The server logs through [`tracing`](https://docs.rs/tracing) under the target

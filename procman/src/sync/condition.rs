@@ -3,8 +3,9 @@
 use super::core::{Acquirer, Waiters, lock, wait_until};
 use super::{Lock, LockGuard, LockProxy, RLock, RLockProxy, SyncManager};
 use crate::error::{Error, Result};
-use crate::inspect::{Inspect, ObjectState};
+use crate::inspect::ObjectState;
 use crate::proxy::BaseProxy;
+use crate::shared::Inspect;
 use crate::shared::{Caller, Proxy};
 use std::collections::VecDeque;
 use std::fmt;

@@ -18,6 +18,62 @@ pub(crate) use crate::unpoison::lock;
 /// How often a blocked call checks that its caller is still connected.
 const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
+/// Who holds a lock (a client thread's connection), how many times and since when, and whether
+/// its last holder died holding it: the state of a `Lock` (held once at most) and of an `RLock`.
+#[derive(Debug, Default)]
+pub(crate) struct Holding {
+    pub(crate) holder: Option<Caller>,
+    pub(crate) count: usize,
+    since: Option<Instant>,
+    /// The next acquirer is told that the previous holder died.
+    pub(crate) abandoned: bool,
+}
+
+impl Holding {
+    pub(crate) fn is_held(&self) -> bool {
+        self.count > 0
+    }
+
+    pub(crate) fn is_held_by(&self, caller: Option<Caller>) -> bool {
+        self.is_held() && self.holder == caller
+    }
+
+    /// `holder` takes the lock, `count` times.
+    pub(crate) fn take(&mut self, holder: Option<Caller>, count: usize) {
+        self.holder = holder;
+        self.count = count;
+        self.since = Some(Instant::now());
+    }
+
+    pub(crate) fn free(&mut self) {
+        self.holder = None;
+        self.count = 0;
+        self.since = None;
+    }
+
+    /// Frees the lock if `caller` holds it (its connection closed), for the next acquirer to
+    /// be told; returns whether it did.
+    pub(crate) fn abandon(&mut self, caller: Caller) -> bool {
+        let held = self.is_held_by(Some(caller));
+        if held {
+            self.free();
+            self.abandoned = true;
+        }
+        held
+    }
+
+    /// The holder, for snapshots.
+    pub(crate) fn party(&self) -> Option<Party> {
+        self.since.filter(|_| self.is_held()).map(|since| party(self.holder, since))
+    }
+}
+
+/// `caller` (client 0 outside a server) as a snapshot shows it.
+fn party(caller: Option<Caller>, since: Instant) -> Party {
+    let caller = caller.unwrap_or(Caller { client: 0, connection: 0 });
+    Party::new(caller.client, caller.connection, since)
+}
+
 /// The callers waiting in one method of an object, oldest first, for snapshots
 /// ([`ObjectState`]). A call is listed only while it really waits.
 #[derive(Debug, Default)]
@@ -50,7 +106,7 @@ impl Waiters {
 
     /// The waiting callers, oldest first.
     pub(crate) fn parties(&self) -> Vec<Party> {
-        lock(&self.list).iter().map(|w| Party::new(w.caller, w.since)).collect()
+        lock(&self.list).iter().map(|w| party(w.caller, w.since)).collect()
     }
 }
 

@@ -3,7 +3,8 @@
 use super::SyncManager;
 use super::core::{Waiters, lock, wait_until};
 use crate::error::Result;
-use crate::inspect::{Inspect, ObjectState};
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 

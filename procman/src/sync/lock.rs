@@ -1,12 +1,13 @@
 //! [`Lock`]: CPython's `threading.Lock`, held by a manager.
 
-use super::core::{Acquirer, Waiters, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Holding, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
-use crate::inspect::{Inspect, ObjectState, Party};
+use crate::inspect::ObjectState;
 use crate::shared::Caller;
+use crate::shared::Inspect;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A lock held by a manager (CPython's `threading.Lock`): any client may release it.
 ///
@@ -70,12 +71,6 @@ impl Lock {
     }
 }
 
-impl Inspect for Lock {
-    fn state(&self) -> ObjectState {
-        self.core.state()
-    }
-}
-
 #[crate::manager]
 impl SyncManager {
     /// A new [`Lock`] (Python's `manager.Lock()`).
@@ -85,40 +80,23 @@ impl SyncManager {
     }
 }
 
-#[derive(Debug, Default)]
-struct LockState {
-    held: bool,
-    holder: Option<Caller>,
-    /// When the holder acquired it.
-    since: Option<Instant>,
-    abandoned: bool,
-}
-
-impl LockState {
-    fn take(&mut self, holder: Option<Caller>) {
-        self.held = true;
-        self.holder = holder;
-        self.since = Some(Instant::now());
-    }
-
-    fn free(&mut self) {
-        self.held = false;
-        self.holder = None;
-        self.since = None;
+impl Inspect for Lock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
     }
 }
 
 /// A mutual-exclusion lock (CPython's `threading.Lock`).
 #[derive(Debug, Default)]
 pub(crate) struct LockCore {
-    state: Mutex<LockState>,
+    state: Mutex<Holding>,
     cv: Condvar,
     waiters: Waiters,
 }
 
 impl LockCore {
     pub(crate) fn locked(&self) -> bool {
-        lock(&self.state).held
+        lock(&self.state).is_held()
     }
 }
 
@@ -126,11 +104,11 @@ impl Acquirer for LockCore {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(blocking, timeout)?;
         let g = lock(&self.state);
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.held)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.is_held())?;
         if !ok {
             return Ok(false);
         }
-        g.take(me());
+        g.take(me(), 1);
         if std::mem::take(&mut g.abandoned) {
             return Err(Error::Abandoned);
         }
@@ -139,7 +117,7 @@ impl Acquirer for LockCore {
 
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
-        if !g.held {
+        if !g.is_held() {
             return Err(Error::NotHeld { object: "Lock".into(), reason: "release of an unlocked lock".into() });
         }
         g.free();
@@ -149,7 +127,7 @@ impl Acquirer for LockCore {
     }
 
     fn is_owned(&self) -> bool {
-        lock(&self.state).held
+        lock(&self.state).is_held()
     }
 
     fn release_save(&self) -> Result<usize> {
@@ -161,19 +139,13 @@ impl Acquirer for LockCore {
     }
 
     fn connection_closed(&self, caller: Caller) {
-        let mut g = lock(&self.state);
-        if g.held && g.holder == Some(caller) {
-            g.free();
-            g.abandoned = true;
-            drop(g);
+        if lock(&self.state).abandon(caller) {
             self.cv.notify_one();
         }
     }
 
     fn state(&self) -> ObjectState {
-        let g = lock(&self.state);
-        let holder = g.since.filter(|_| g.held).map(|since| Party::new(g.holder, since));
-        drop(g);
+        let holder = lock(&self.state).party();
         ObjectState::Lock { holder, waiting: self.waiters.parties() }
     }
 }

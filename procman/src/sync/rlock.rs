@@ -1,12 +1,13 @@
 //! [`RLock`]: CPython's `threading.RLock`, held by a manager.
 
-use super::core::{Acquirer, Waiters, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Holding, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
-use crate::inspect::{Inspect, ObjectState, Party};
+use crate::inspect::ObjectState;
 use crate::shared::Caller;
+use crate::shared::Inspect;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A re-entrant lock held by a manager (CPython's `threading.RLock`), owned by the client
 /// thread that acquired it: that thread may acquire it again, and only it may release it.
@@ -67,12 +68,6 @@ impl RLock {
     }
 }
 
-impl Inspect for RLock {
-    fn state(&self) -> ObjectState {
-        self.core.state()
-    }
-}
-
 #[crate::manager]
 impl SyncManager {
     /// A new [`RLock`] (Python's `manager.RLock()`).
@@ -86,33 +81,16 @@ fn not_owner(what: &str) -> Error {
     Error::NotHeld { object: "RLock".into(), reason: format!("{what} of a lock the calling thread has not acquired") }
 }
 
-#[derive(Debug, Default)]
-struct RLockState {
-    owner: Option<Caller>,
-    count: usize,
-    /// When the owner first acquired it.
-    since: Option<Instant>,
-    abandoned: bool,
-}
-
-impl RLockState {
-    fn take(&mut self, owner: Option<Caller>, count: usize) {
-        self.owner = owner;
-        self.count = count;
-        self.since = Some(Instant::now());
-    }
-
-    fn free(&mut self) {
-        self.owner = None;
-        self.count = 0;
-        self.since = None;
+impl Inspect for RLock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
     }
 }
 
 /// A re-entrant lock (CPython's `threading.RLock`), owned by the calling client thread.
 #[derive(Debug, Default)]
 pub(crate) struct RLockCore {
-    state: Mutex<RLockState>,
+    state: Mutex<Holding>,
     cv: Condvar,
     waiters: Waiters,
 }
@@ -120,7 +98,7 @@ pub(crate) struct RLockCore {
 impl RLockCore {
     pub(crate) fn describe(&self) -> (bool, usize) {
         let g = lock(&self.state);
-        (g.owner.is_some(), g.count)
+        (g.is_held(), g.count)
     }
 }
 
@@ -129,11 +107,11 @@ impl Acquirer for RLockCore {
         let deadline = deadline(blocking, timeout)?;
         let caller = me();
         let mut g = lock(&self.state);
-        if g.count > 0 && g.owner == caller {
+        if g.is_held_by(caller) {
             g.count += 1;
             return Ok(true);
         }
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| s.count == 0)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.is_held())?;
         if !ok {
             return Ok(false);
         }
@@ -146,7 +124,7 @@ impl Acquirer for RLockCore {
 
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
-        if g.count == 0 || g.owner != me() {
+        if !g.is_held_by(me()) {
             return Err(not_owner("release"));
         }
         g.count -= 1;
@@ -159,13 +137,12 @@ impl Acquirer for RLockCore {
     }
 
     fn is_owned(&self) -> bool {
-        let g = lock(&self.state);
-        g.count > 0 && g.owner == me()
+        lock(&self.state).is_held_by(me())
     }
 
     fn release_save(&self) -> Result<usize> {
         let mut g = lock(&self.state);
-        if g.count == 0 || g.owner != me() {
+        if !g.is_held_by(me()) {
             return Err(not_owner("release"));
         }
         let n = g.count;
@@ -186,19 +163,14 @@ impl Acquirer for RLockCore {
     }
 
     fn connection_closed(&self, caller: Caller) {
-        let mut g = lock(&self.state);
-        if g.count > 0 && g.owner == Some(caller) {
-            g.free();
-            g.abandoned = true;
-            drop(g);
+        if lock(&self.state).abandon(caller) {
             self.cv.notify_one();
         }
     }
 
     fn state(&self) -> ObjectState {
         let g = lock(&self.state);
-        let holder = g.since.filter(|_| g.count > 0).map(|since| Party::new(g.owner, since));
-        let count = g.count;
+        let (holder, count) = (g.party(), g.count);
         drop(g);
         ObjectState::RLock { holder, count, waiting: self.waiters.parties() }
     }

@@ -4,7 +4,8 @@
 use super::core::{Waiters, deadline, lock, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
-use crate::inspect::{Inspect, ObjectState};
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
