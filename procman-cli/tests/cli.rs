@@ -103,15 +103,20 @@ impl Serve {
     }
 
     /// Sends SIGTERM and waits for the server to exit; returns its status and standard error.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    fn terminate(self) -> (std::process::ExitStatus, String) {
         // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
+        self.exited()
+    }
+
+    /// Waits for the server to exit; returns its status and standard error.
+    fn exited(mut self) -> (std::process::ExitStatus, String) {
         let end = Instant::now() + Duration::from_secs(10);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < end, "serve did not stop on SIGTERM");
+            assert!(Instant::now() < end, "serve did not stop");
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut err = String::new();
@@ -247,6 +252,31 @@ fn inspect_prints_tables_with_holders_and_waiters() {
 }
 
 #[test]
+fn inspect_watch_refreshes_with_one_json_document_per_line() {
+    let server = Serve::start("watch", "127.0.0.1:0");
+    let client = server.connect();
+    let queue = client.queue::<u32>(0).unwrap();
+    let mut watch = Command::new(PROCMAN)
+        .args(["inspect", "--watch", "--json", "--interval", "100ms", &server.address])
+        .env("PROCMAN_AUTHKEY", &server.scratch.key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut lengths = Vec::new();
+    for i in 0..3 {
+        let snapshot: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        lengths.push(object(&snapshot, queue.token().id()).unwrap()["state"]["Queue"]["len"].clone());
+        queue.put(i).unwrap();
+    }
+    drop(lines); // the reader goes away: watch ends quietly
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(lengths[0], 0);
+    assert!(lengths.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()), "{lengths:?}");
+}
+
+#[test]
 fn ping_exits_zero_and_one_clear_line_with_its_own_status_otherwise() {
     let server = Serve::start("ping", "127.0.0.1:0");
     let ok = server.procman(&["ping"]);
@@ -309,6 +339,15 @@ fn sigterm_stops_serve_cleanly_and_tells_its_clients_it_shut_down() {
     for e in [blocked.join().unwrap().unwrap_err(), queue.qsize().unwrap_err()] {
         assert!(matches!(&e, procman::Error::Shutdown { address: a } if *a == address), "{e:?}");
     }
+}
+
+#[test]
+fn serve_stops_when_a_client_asks_it_to() {
+    let server = Serve::start("asked", "127.0.0.1:0");
+    server.connect().request_shutdown().unwrap();
+    let (status, err) = server.exited();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("a client asked the manager to shut down"), "{err}");
 }
 
 #[test]
