@@ -154,6 +154,7 @@ pub struct ObjectSnapshot {
 
 /// The references one client holds to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Reference {
     /// The client process.
     pub client: ClientId,
@@ -179,6 +180,7 @@ pub struct ClientSnapshot {
 
 /// One open connection of a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConnectionSnapshot {
     /// The connection's number, unique within the manager (what [`Party::connection`] names).
     pub number: u64,
@@ -192,6 +194,7 @@ pub struct ConnectionSnapshot {
 /// A client thread that holds or waits for an object: its process, its connection (one per
 /// client thread), and for how long.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Party {
     /// The client process.
     pub client: ClientId,
