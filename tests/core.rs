@@ -73,7 +73,7 @@ fn a_proxy_sent_to_a_child_keeps_its_object_alive_until_both_sides_drop_it() {
 fn refcounts_settle(m: &AppManager, want: &[usize]) -> Vec<usize> {
     let end = Instant::now() + Duration::from_secs(5);
     loop {
-        let now: Vec<usize> = m.debug_info().unwrap().iter().map(|o| o.refcount).collect();
+        let now: Vec<usize> = m.debug_info().unwrap().objects.iter().map(|o| o.refcount).collect();
         if now == want || Instant::now() > end {
             return now;
         }
@@ -86,10 +86,10 @@ fn clones_and_drops_are_counted() {
     let m = manager();
     let c = m.counter(0).unwrap();
     let d = c.clone();
-    assert_eq!(m.debug_info().unwrap()[0].refcount, 2);
+    assert_eq!(m.debug_info().unwrap().objects[0].refcount, 2);
     drop(c);
     assert_eq!(d.incr(1).unwrap(), 1);
-    assert_eq!(m.debug_info().unwrap()[0].refcount, 1);
+    assert_eq!(m.debug_info().unwrap().objects[0].refcount, 1);
     drop(d);
     assert_eq!(m.number_of_objects().unwrap(), 0);
 }

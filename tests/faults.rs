@@ -218,7 +218,7 @@ fn undecodable_arguments_unknown_ids_and_decref_floods_lose_nothing() {
     }
     raw.ping().unwrap();
     assert_eq!(c.get().unwrap(), 5, "the object was not freed early");
-    assert_eq!(m.debug_info().unwrap()[0].refcount, 1);
+    assert_eq!(m.debug_info().unwrap().objects[0].refcount, 1);
     // A double decref of the caller's own reference is ignored too.
     let q: QueueProxy<u8> = m.queue(0).unwrap();
     let copy = q.clone();

@@ -125,7 +125,7 @@ impl Conn {
         };
         // The server answers the hello with the largest frame it accepts, so that a request too
         // large fails here, before it is sent, and the connection stays usable.
-        let limit = conn.request(&Request::Hello { client })?;
+        let limit = conn.request(&Request::Hello { client, pid: std::process::id() })?;
         conn.max_request = wire::decode::<u64>(&limit, "the manager's frame limit").map_or(usize::MAX, |l| l as usize);
         Ok(conn)
     }

@@ -67,6 +67,7 @@
 //! | `repr(proxy)`, `_getvalue()` | `repr(proxy)`, `_getvalue()` | [`BaseProxy::repr`], [`Proxy::get_value`] |
 //! | `BaseManager(address, authkey)` | `BaseManager(address, authkey)` | `M::new().address(…).authkey(…)` ([`ManagerBuilder`]) |
 //! | `start()`, `serve_forever()`, `connect()`, `shutdown()`, `address` | the same, and `get_server()` | [`ManagerBuilder::start`], [`ManagerBuilder::serve_forever`], [`ManagerBuilder::connect`], [`BaseManager::shutdown`], [`BaseManager::address`] |
+//! | `_debug_info()`, `_number_of_objects()` | the same | [`BaseManager::debug_info`] (a typed [`inspect::Snapshot`]: objects, their holders, clients, lock holders and waiters), [`BaseManager::number_of_objects`] |
 //! | `processing.Manager()` | `multiprocessing.Manager()` | `SyncManager::new().start()` ([`sync::SyncManager`]) |
 //! | `m.Queue()`, `m.dict()`, `m.list()`, `m.Namespace()`, `m.Lock()`, … | the same, and `m.JoinableQueue()` | `m.queue::<T>(0)` (joinable), `m.dict::<K, V>()`, `m.list(&items)`, `m.namespace()`, `m.lock()`, … |
 //! | `class M(SyncManager)` | `class M(SyncManager)` | `#[manager(sync)] pub struct M;` |
@@ -128,13 +129,14 @@
 //! The modules of the runtime, from the bottom up:
 //!
 //! - `error`, `address`, `wire` (framing and messages), `auth` (the handshake), `transport`
-//!   (sockets: the only module that makes socket system calls);
+//!   (sockets: the only module that makes socket system calls), [`inspect`] (the snapshot
+//!   types that [`BaseManager::debug_info`] returns);
 //! - `encoded` ([`Encoded`], values held as bytes), `shared` (the [`Shared`], [`Proxy`] and
 //!   `Dispatch` traits), `registry` (creators and child roles, below both the server and the
 //!   processes that start it);
 //! - `server` (the object table, the connection loop, the pins of proxies stored in
-//!   containers), `client` (a thread's connection to a manager), `proxy` ([`BaseProxy`],
-//!   [`Token`]);
+//!   containers, the snapshot that answers `Inspect`), `client` (a thread's connection to a
+//!   manager), `proxy` ([`BaseProxy`], [`Token`]);
 //! - `manager` ([`BaseManager`], [`ManagerBuilder`]), `child` ([`Process`], re-execution),
 //!   `local` ([`LocalManager`]);
 //! - [`sync`]: the built-in types, written with the macros like a user's types.
@@ -162,6 +164,7 @@ mod client;
 mod encoded;
 mod entry;
 mod error;
+pub mod inspect;
 mod local;
 mod manager;
 mod proxy;
@@ -187,12 +190,11 @@ pub use encoded::{Encoded, Opaque};
 pub use entry::init;
 pub use error::{Error, Result};
 pub use local::{DEFAULT_ARENA_CAPACITY, LocalManager};
-pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, typeids};
+pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, ShutdownHandle, typeids};
 pub use proxy::{BaseProxy, Token};
 pub use server::CreatorEntry;
 pub use shared::{Caller, Proxy, Shared};
 pub use wire::DEFAULT_MAX_FRAME_SIZE;
-pub use wire::message::ObjectInfo;
 
 pub use procman_derive::{Schema, Shared, main, manager, shared};
 pub use schema::Schema;

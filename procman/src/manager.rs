@@ -6,6 +6,7 @@ use crate::auth::{self, AuthKey};
 use crate::child::{self, ChildProcess};
 use crate::client;
 use crate::error::{Error, Result};
+use crate::inspect::Snapshot;
 use crate::proxy::BaseProxy;
 use crate::role::{self, Role, ServerConfig};
 use crate::server::{Core, Server, registry};
@@ -16,7 +17,7 @@ use crate::wire::{self, Bytes};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A manager type declared with `#[manager]`: a handle to a server process whose creators are
 /// the `fn`s of its `#[manager]` impl block.
@@ -483,10 +484,53 @@ impl<M: Manager> BoundServer<M> {
     }
 
     /// Serves in this process until a client asks it to shut down
-    /// ([`BaseManager::request_shutdown`]); see [`ManagerBuilder::bind`] for an example.
+    /// ([`BaseManager::request_shutdown`]) or its [`ShutdownHandle`] is used; see
+    /// [`ManagerBuilder::bind`] for an example.
     pub fn serve_forever(self) -> Result<()> {
         self.server.serve();
         Ok(())
+    }
+
+    /// A handle that stops this server from another thread (a signal handler's, say) once it
+    /// serves: Python's `server.stop_event.set()`.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let server = AppManager::new().bind()?;
+    /// let stop = server.shutdown_handle();
+    /// let serving = std::thread::spawn(move || server.serve_forever());
+    /// stop.shutdown();
+    /// serving.join().unwrap()
+    /// # }
+    /// ```
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { core: self.server.core() }
+    }
+}
+
+/// Stops a server served with [`BoundServer::serve_forever`]: made by
+/// [`BoundServer::shutdown_handle`]. Cloned handles stop the same server.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ShutdownHandle").field(&self.core).finish()
+    }
+}
+
+impl ShutdownHandle {
+    /// Stops accepting connections and closes every client's connection; `serve_forever`
+    /// returns. Nothing happens the second time, nor for a server that has stopped.
+    pub fn shutdown(&self) {
+        self.core.stop();
     }
 }
 
@@ -613,7 +657,14 @@ impl BaseManager {
         crate::typecheck::create::<P>(self, typeid, &args, None)
     }
 
-    /// Every live object with its reference count, by id (Python's `_debug_info`).
+    /// What the manager holds and who uses it, now (Python's `_debug_info`, and more): every
+    /// live object with its reference count and the clients that hold it, every client
+    /// process with its connections, and the state of the built-in types (who holds each lock
+    /// and for how long, who waits on what, queue lengths). See [`crate::inspect`].
+    ///
+    /// Any authenticated client may ask (the `Inspect` request). Fails as any request does:
+    /// [`Error::Unreachable`], [`Error::ConnectionLost`]; a manager of an older version closes
+    /// the connection with [`Error::Protocol`].
     ///
     /// ```
     /// # use procman::prelude::*;
@@ -634,20 +685,51 @@ impl BaseManager {
     /// let c = m.counter(0)?;
     /// let d = c.clone();
     /// let info = m.debug_info()?;
-    /// assert_eq!((info[0].typeid.as_str(), info[0].refcount), ("counter", 2));
+    /// let counter = &info.objects[0];
+    /// assert_eq!((counter.typeid.as_str(), counter.refcount), ("counter", 2));
+    /// let me = info.client_with_pid(std::process::id()).unwrap();
+    /// assert_eq!(counter.holders[0].client, me.id);
+    /// assert_eq!(me.objects, [counter.id]);
+    /// assert!(counter.state.is_none()); // only the built-in types report a state
     /// drop((c, d));
-    /// assert!(m.debug_info()?.is_empty());
+    /// assert!(m.debug_info()?.objects.is_empty());
     /// # m.shutdown()
     /// # }
     /// ```
-    pub fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
-        let bytes = client::with_conn(&self.inner.address, |c| c.request(&Request::DebugInfo))?;
-        wire::decode(&bytes, "debug info")
+    pub fn debug_info(&self) -> Result<Snapshot> {
+        let bytes = client::with_conn(&self.inner.address, |c| c.request(&Request::Inspect))?;
+        wire::decode(&bytes, "a snapshot of the manager")
     }
 
     /// How many objects the server holds (Python's `_number_of_objects`).
     pub fn number_of_objects(&self) -> Result<usize> {
-        self.debug_info().map(|v| v.len())
+        let bytes = client::with_conn(&self.inner.address, |c| c.request(&Request::DebugInfo))?;
+        wire::decode::<Vec<ObjectInfo>>(&bytes, "debug info").map(|v| v.len())
+    }
+
+    /// One round trip to the manager on this thread's connection (opened first if needed, and
+    /// not counted): returns how long the request and its reply took.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().serve_in_background()?;
+    /// assert!(m.ping()? < std::time::Duration::from_secs(1));
+    /// m.shutdown()?;
+    /// assert!(matches!(m.ping(), Err(procman::Error::Shutdown { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ping(&self) -> Result<Duration> {
+        client::with_conn(&self.inner.address, |c| {
+            let sent = Instant::now();
+            c.request(&Request::Ping)?;
+            Ok(sent.elapsed())
+        })
     }
 
     /// Stops the server this handle started and waits for it (up to a second, then kills it).

@@ -6,9 +6,10 @@ pub use serde;
 
 pub use crate::child::ChildEntry;
 pub use crate::encoded::Form;
+pub use crate::inspect::ObjectState;
 pub use crate::server::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
-pub use crate::shared::{Dispatch, Referent};
+pub use crate::shared::{Dispatch, Inspect, Referent, StateInspect, StateNone, StateProbe};
 pub use crate::typecheck::{MethodDesc, ParamDesc, TypeDesc, describe};
 
 use crate::error::{Error, Result};

@@ -1,6 +1,7 @@
 //! The traits that make a type shareable, and the server-side cell that holds a referent.
 
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
 use crate::proxy::BaseProxy;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -79,6 +80,54 @@ pub trait Dispatch: Shared {
 
     /// The type parameters with their fingerprints (`Opaque` ones unknown).
     fn params() -> Vec<crate::typecheck::ParamDesc>;
+
+    /// The object's state for snapshots ([`BaseManager::debug_info`](crate::BaseManager::debug_info)):
+    /// the generated impl reports it for types that implement `inspect::Inspect` (the built-in
+    /// types), `None` for the others.
+    fn state(_this: &Referent<Self>) -> Option<ObjectState> {
+        None
+    }
+}
+
+/// What a built-in type reports about itself, for snapshots ([`crate::inspect`]). Implemented by
+/// the types of [`crate::sync`]; `#[shared]` types that implement it report their state
+/// through [`StateProbe`] in their `Dispatch::state`.
+#[doc(hidden)]
+pub trait Inspect {
+    /// The object's state now.
+    fn state(&self) -> ObjectState;
+}
+
+/// Autoref probe: `(&&StateProbe(referent)).procman_state()` is the referent's state when its
+/// type implements [`Inspect`], else `None`. Used by the `Dispatch` impls `#[shared]` generates.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StateProbe<'a, T>(pub &'a Referent<T>);
+
+/// Chosen when the type implements [`Inspect`].
+#[doc(hidden)]
+pub trait StateInspect {
+    /// The referent's state.
+    fn procman_state(&self) -> Option<ObjectState>;
+}
+
+impl<T: Inspect> StateInspect for &StateProbe<'_, T> {
+    fn procman_state(&self) -> Option<ObjectState> {
+        Some(self.0.read().state())
+    }
+}
+
+/// Chosen when the type does not implement [`Inspect`].
+#[doc(hidden)]
+pub trait StateNone {
+    /// `None`.
+    fn procman_state(&self) -> Option<ObjectState>;
+}
+
+impl<T> StateNone for StateProbe<'_, T> {
+    fn procman_state(&self) -> Option<ObjectState> {
+        None
+    }
 }
 
 /// A referent as the server holds it: the value behind a read-write lock.

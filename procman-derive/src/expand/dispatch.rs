@@ -37,8 +37,8 @@ pub(super) fn expand(model: &SharedImpl, errors: &Errors) -> TokenStream {
     }
 }
 
-/// `impl Dispatch for Foo`: the exposed names, the `call` match, `repr`, `encode_value` and
-/// `connection_closed`.
+/// `impl Dispatch for Foo`: the exposed names, the `call` match, `repr`, `encode_value`,
+/// `state` and `connection_closed`.
 fn dispatch_table(model: &SharedImpl) -> TokenStream {
     let item = &model.item;
     let self_ty = &item.self_ty;
@@ -89,6 +89,13 @@ fn dispatch_table(model: &SharedImpl) -> TokenStream {
             fn encode_value(#this: &Self) -> ::procman::Result<::std::vec::Vec<::core::primitive::u8>> {
                 use ::procman::__private::{ValueOpaque as _, ValueSerialize as _};
                 (&&::procman::__private::ValueProbe(#this)).procman_encode_value()
+            }
+
+            fn state(
+                #this: &::procman::__private::Referent<Self>,
+            ) -> ::core::option::Option<::procman::__private::ObjectState> {
+                use ::procman::__private::{StateInspect as _, StateNone as _};
+                (&&::procman::__private::StateProbe(#this)).procman_state()
             }
 
             #on_disconnect

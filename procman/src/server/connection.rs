@@ -8,7 +8,7 @@ use crate::auth;
 use crate::error::{Error, Result};
 use crate::shared::Caller;
 use crate::transport::Stream;
-use crate::wire::message::{Reply, Request};
+use crate::wire::message::{self, Hello, Reply, Request};
 use crate::wire::{self, Bytes};
 use std::collections::HashSet;
 use std::io::{self, BufReader, Write};
@@ -16,9 +16,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// The largest frame before the hello: it holds a client id.
 const MAX_HELLO: usize = 1024;
+
+/// How long a stopping server tries to tell a client that it shut down.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An authenticated connection, as its requests see it.
 pub(super) struct Session {
@@ -50,11 +54,13 @@ impl Core {
         let peer = stream.peer();
         let hello = self.authenticate(&mut stream, &peer);
         self.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-        let Some((client, reader)) = hello else { return };
+        let Some((hello, reader)) = hello else { return };
+        let client = hello.client;
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_write_timeout(None);
         let Ok(watched) = stream.try_clone().map(Arc::new) else { return };
         let Some(connection) = self.open(watched.clone()) else { return };
+        self.connections.opened(connection, client, hello.pid, &peer);
         self.table().connect(client);
         let caller = Caller { client, connection };
         let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched });
@@ -63,9 +69,9 @@ impl Core {
         self.end(session);
     }
 
-    /// The handshake and the hello, under the handshake deadline. Returns the client's id and
-    /// the reading half of the connection, or `None` (logged) for a peer that is refused.
-    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<(u128, BufReader<Stream>)> {
+    /// The handshake and the hello, under the handshake deadline. Returns the hello and the
+    /// reading half of the connection, or `None` (logged) for a peer that is refused.
+    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<(Hello, BufReader<Stream>)> {
         if let Some(idle) = self.config.keepalive {
             let _ = stream.set_keepalive(idle);
         }
@@ -85,9 +91,9 @@ impl Core {
         if !matches!(wire::read_frame(&mut reader, &mut buf, MAX_HELLO), Ok(true)) {
             return None; // gone before its hello
         }
-        match postcard::from_bytes::<Request<'_>>(&buf) {
-            Ok(Request::Hello { client }) => Some((client, reader)),
-            _ => {
+        match message::hello(&buf) {
+            Some(hello) => Some((hello, reader)),
+            None => {
                 tracing::warn!(manager = %self.address, %peer, "closed a connection: it did not start with a hello");
                 None
             }
@@ -105,7 +111,12 @@ impl Core {
         loop {
             match wire::read_frame(&mut reader, &mut rbuf, self.config.max_frame_size) {
                 Ok(true) => {}
-                Ok(false) => break,
+                Ok(false) => {
+                    if self.is_stopping() {
+                        self.goodbye(&mut stream, &mut wbuf);
+                    }
+                    break;
+                }
                 Err(e) => {
                     if let Some(big) = e.get_ref().and_then(|x| x.downcast_ref::<wire::FrameTooLarge>()) {
                         tracing::warn!(
@@ -134,7 +145,11 @@ impl Core {
                 }
             };
             let shutdown = matches!(req, Request::Shutdown);
-            let reply = self.handle(req, session, &mut freed);
+            let reply = match self.handle(req, session, &mut freed) {
+                // A call cut short by the server stopping (its caller looked gone) says so.
+                Some(Err(e)) if e.is_connection_lost() && self.is_stopping() => Some(Err(self.shut_down())),
+                reply => reply,
+            };
             freed.clear(); // dropped here, outside the table's lock
             if let Some(reply) = reply
                 && send_reply(&mut stream, &mut wbuf, reply).is_err()
@@ -149,6 +164,15 @@ impl Core {
         }
     }
 
+    /// Tells the client that the server shut down ([`Error::Shutdown`], the reply to its call in
+    /// progress or to its next one), then closes both halves of the connection: stopping
+    /// closed only the reading half, to wake this thread.
+    fn goodbye(&self, stream: &mut Stream, wbuf: &mut Vec<u8>) {
+        let _ = stream.set_write_timeout(Some(GOODBYE_TIMEOUT));
+        let _ = send_reply(stream, wbuf, Err(self.shut_down()));
+        stream.shutdown();
+    }
+
     /// Logs a protocol error and sends it to the peer before the connection closes.
     fn refuse(&self, stream: &mut Stream, wbuf: &mut Vec<u8>, peer: &str, reason: String) {
         tracing::warn!(manager = %self.address, %peer, reason, "closed a connection: protocol error");
@@ -160,6 +184,7 @@ impl Core {
     fn end(&self, session: Session) {
         let caller = session.caller;
         self.close(caller.connection);
+        self.connections.closed(caller.connection);
         let (notify, freed): (Vec<Object>, Vec<Object>) = {
             let mut table = self.table();
             let notify = session.touched.iter().filter_map(|id| table.get(*id).map(|(o, _)| o)).collect();

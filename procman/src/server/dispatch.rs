@@ -61,6 +61,7 @@ impl Core {
             Request::DebugInfo => wire::encode(&self.table().debug_info(), "debug info"),
             Request::Shutdown | Request::Ping => Ok(Vec::new()),
             Request::Describe { typeid, id } => self.describe(typeid, id),
+            Request::Inspect => wire::encode(&self.snapshot(), "a snapshot"),
         })
     }
 

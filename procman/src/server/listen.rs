@@ -1,5 +1,6 @@
 //! The listening server ([`Server`]: binds, accepts) and what its connection threads share ([`Core`]).
 
+use super::inspect::Connections;
 use super::registry::{self, Creators};
 use super::table::Table;
 use crate::address::Address;
@@ -12,6 +13,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
+
+/// How long a stopping server waits for its connections' threads to tell their clients that it
+/// shut down (a call that ignores its caller may keep one longer; it is not waited for).
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// What every connection thread of a server shares.
 pub(crate) struct Core {
@@ -30,6 +35,8 @@ pub(crate) struct Core {
     /// Connections accepted and not yet authenticated.
     pub(super) unauthenticated: AtomicUsize,
     next_connection: AtomicU64,
+    /// The authenticated connections as snapshots show them.
+    pub(super) connections: Connections,
 }
 
 impl std::fmt::Debug for Core {
@@ -58,10 +65,12 @@ impl Core {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// Wakes every connection's thread by ending the reading half of its socket; each tells
+    /// its client that the server shut down, then closes (see `connection.rs`).
     fn close_all(&self) {
         let open: Vec<Arc<Stream>> = unpoison::lock(&self.open).drain().map(|(_, s)| s).collect();
         for s in open {
-            s.shutdown();
+            s.shutdown_read();
         }
     }
 
@@ -85,6 +94,11 @@ impl Core {
 
     pub(super) fn protocol(&self, message: impl std::fmt::Display) -> Error {
         Error::Protocol { address: self.address.to_string(), message: message.to_string() }
+    }
+
+    /// What the clients of a stopping server are told.
+    pub(super) fn shut_down(&self) -> Error {
+        Error::Shutdown { address: self.address.to_string() }
     }
 
     pub(super) fn unknown_object(&self, id: u64) -> Error {
@@ -117,6 +131,7 @@ impl Server {
             open: Mutex::new(HashMap::new()),
             unauthenticated: AtomicUsize::new(0),
             next_connection: AtomicU64::new(1),
+            connections: Connections::new(),
             config,
         };
         Ok(Server { core: Arc::new(core), listener })
@@ -173,5 +188,6 @@ impl Server {
             }
         }
         core.close_all();
+        core.connections.wait_all_closed(STOP_GRACE);
     }
 }

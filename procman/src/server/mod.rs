@@ -18,6 +18,7 @@
 //! | `listen.rs` | [`Server`]: binds, accepts, one thread per connection; `Core`: what the threads share; stop |
 //! | `connection.rs` | one connection: handshake under its deadline, hello, the request loop, release at close |
 //! | `dispatch.rs` | one request: to the object table or the referent, and back as a reply |
+//! | `inspect.rs` | the open connections as snapshots show them; the [`Snapshot`](crate::inspect::Snapshot) that answers `Inspect` |
 //! | `table.rs` | the object table: objects, reference counts per client, tickets of proxies in transit |
 //! | `object.rs` | [`ServerObject`] (what the server needs of a referent), [`CallCx`], the panic boundary |
 //! | `scope.rs` | `CallScope`: what a running call can ask (its server, whether its caller is still there) |
@@ -39,6 +40,11 @@
 //!    request freed are dropped after the table's lock is released.
 //! 6. When the connection closes, the objects it called are told (`connection_closed`: locks it
 //!    held are released) and, if it was its client's last connection, the client's references go.
+//!
+//! When the server stops (a client's `Shutdown`, or a [`ShutdownHandle`](crate::ShutdownHandle)),
+//! it ends the reading half of every connection: each connection's thread wakes (a blocked call
+//! sees its caller gone), answers [`Error::Shutdown`](crate::Error::Shutdown) to the call in
+//! progress or, once, to the next one, and closes; the accept loop waits a moment for them.
 //!
 //! # Logs
 //!
@@ -62,6 +68,7 @@
 
 mod connection;
 mod dispatch;
+mod inspect;
 mod listen;
 mod object;
 mod pins;

@@ -32,6 +32,10 @@ pub trait ServerObject: Send + Sync + 'static {
     }
     /// Records the type parameters a client gave for an object made by a generic creator.
     fn record_params(&self, _params: Vec<ParamDesc>) {}
+    /// The referent's state, for snapshots; `None` for types that do not report one.
+    fn state(&self) -> Option<crate::inspect::ObjectState> {
+        None
+    }
 }
 
 impl<T: Dispatch> ServerObject for Referent<T> {
@@ -59,6 +63,9 @@ impl<T: Dispatch> ServerObject for Referent<T> {
     }
     fn record_params(&self, params: Vec<ParamDesc>) {
         self.set_params(params);
+    }
+    fn state(&self) -> Option<crate::inspect::ObjectState> {
+        T::state(self)
     }
 }
 

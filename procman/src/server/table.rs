@@ -189,6 +189,23 @@ impl Table {
     }
 }
 
+/// One object as a snapshot sees it: id, typeid, count, referent.
+pub(super) type ObjectRow = (u64, Arc<str>, usize, Object);
+
+/// What one client holds, as a snapshot sees it: its id and its references by object id.
+pub(super) type ClientRow = (u128, Vec<(u64, usize)>);
+
+impl Table {
+    /// Every object with its count, and what each client holds: for a snapshot, which reads
+    /// the referents' states after the table's lock is released.
+    pub(super) fn rows(&self) -> (Vec<ObjectRow>, Vec<ClientRow>) {
+        let objects = self.objects.iter().map(|(&id, e)| (id, e.typeid.clone(), e.refs, e.object.clone())).collect();
+        let clients =
+            self.clients.iter().map(|(&id, c)| (id, c.refs.iter().map(|(&o, &n)| (o, n)).collect())).collect();
+        (objects, clients)
+    }
+}
+
 /// A decref for a reference the client does not hold.
 #[derive(Debug)]
 pub(super) struct NotHeld;

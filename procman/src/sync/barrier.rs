@@ -1,9 +1,11 @@
 //! [`Barrier`]: CPython's `threading.Barrier`, held by a manager.
 
 use super::SyncManager;
-use super::core::{lock, wait_until};
+use super::core::{Waiters, lock, wait_until};
 use crate::child::CodeRef;
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,13 @@ impl Barrier {
     }
 }
 
+impl Inspect for Barrier {
+    fn state(&self) -> ObjectState {
+        let core = &self.core;
+        ObjectState::Barrier { parties: core.parties, broken: core.broken(), waiting: core.waiters.parties() }
+    }
+}
+
 #[crate::manager]
 impl SyncManager {
     /// A new [`Barrier`] for `parties`; `timeout` is the default for its waits (Python's
@@ -120,6 +129,7 @@ pub(crate) struct BarrierCore {
     action: Option<fn()>,
     inner: Mutex<BarrierInner>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl BarrierCore {
@@ -133,6 +143,7 @@ impl BarrierCore {
             action,
             inner: Mutex::new(BarrierInner { state: BarrierState::Filling, count: 0 }),
             cv: Condvar::new(),
+            waiters: Waiters::default(),
         })
     }
 
@@ -153,8 +164,9 @@ impl BarrierCore {
         let timeout = timeout.or(self.timeout);
         let g = lock(&self.inner);
         // Wait while the barrier drains or resets.
-        let (mut g, _) =
-            wait_until(&self.cv, g, None, |s| !matches!(s.state, BarrierState::Draining | BarrierState::Resetting))?;
+        let (mut g, _) = wait_until(&self.cv, g, None, &self.waiters, |s| {
+            !matches!(s.state, BarrierState::Draining | BarrierState::Resetting)
+        })?;
         if g.state == BarrierState::Broken {
             return Err(Error::BrokenBarrier);
         }
@@ -180,8 +192,9 @@ impl BarrierCore {
                 }
             }
         } else {
-            let waited =
-                wait_until(&self.cv, g, timeout.map(|t| Instant::now() + t), |s| s.state != BarrierState::Filling);
+            let waited = wait_until(&self.cv, g, timeout.map(|t| Instant::now() + t), &self.waiters, |s| {
+                s.state != BarrierState::Filling
+            });
             let (g2, ok) = match waited {
                 Ok(w) => w,
                 Err(e) => {

@@ -1,9 +1,11 @@
 //! [`Condition`]: CPython's `threading.Condition`, held by a manager.
 
-use super::core::{Acquirer, lock, wait_until};
+use super::core::{Acquirer, Waiters, lock, wait_until};
 use super::{Lock, LockGuard, LockProxy, RLock, RLockProxy, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
 use crate::proxy::BaseProxy;
+use crate::shared::Inspect;
 use crate::shared::{Caller, Proxy};
 use std::collections::VecDeque;
 use std::fmt;
@@ -127,6 +129,13 @@ impl Condition {
     }
 }
 
+impl Inspect for Condition {
+    fn state(&self) -> ObjectState {
+        let core = &self.core;
+        ObjectState::Condition { lock: Box::new(core.lock.state()), waiting: core.waiting.parties() }
+    }
+}
+
 /// A lock a [`ConditionProxy`] can be created over: a [`LockProxy`] or an [`RLockProxy`].
 pub trait ConditionLockProxy: Proxy + sealed::Sealed {}
 
@@ -173,6 +182,8 @@ struct Waiter {
 pub(crate) struct ConditionCore {
     lock: Arc<dyn Acquirer>,
     waiters: Mutex<VecDeque<Arc<Waiter>>>,
+    /// Who waits in `wait`, for snapshots.
+    waiting: Waiters,
 }
 
 impl std::fmt::Debug for ConditionCore {
@@ -183,7 +194,7 @@ impl std::fmt::Debug for ConditionCore {
 
 impl ConditionCore {
     pub(crate) fn new(lock: Arc<dyn Acquirer>) -> Self {
-        ConditionCore { lock, waiters: Mutex::new(VecDeque::new()) }
+        ConditionCore { lock, waiters: Mutex::new(VecDeque::new()), waiting: Waiters::default() }
     }
 
     pub(crate) fn lock(&self) -> &dyn Acquirer {
@@ -199,7 +210,7 @@ impl ConditionCore {
         let saved = self.lock.release_save()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let g = lock(&waiter.signaled);
-        let waited = wait_until(&waiter.cv, g, deadline, |s| *s).map(|(_, signaled)| signaled);
+        let waited = wait_until(&waiter.cv, g, deadline, &self.waiting, |s| *s).map(|(_, signaled)| signaled);
         let signaled = waited.as_ref().is_ok_and(|s| *s);
         if !signaled {
             lock(&self.waiters).retain(|w| !Arc::ptr_eq(w, &waiter));

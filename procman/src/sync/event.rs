@@ -1,8 +1,10 @@
 //! [`Event`]: CPython's `threading.Event`, held by a manager.
 
 use super::SyncManager;
-use super::core::{lock, wait_until};
+use super::core::{Waiters, lock, wait_until};
 use crate::error::Result;
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,12 @@ impl Event {
     }
 }
 
+impl Inspect for Event {
+    fn state(&self) -> ObjectState {
+        ObjectState::Event { set: self.core.is_set(), waiting: self.core.waiters.parties() }
+    }
+}
+
 #[crate::manager]
 impl SyncManager {
     /// A new [`Event`] (Python's `manager.Event()`).
@@ -61,6 +69,7 @@ impl SyncManager {
 pub(crate) struct EventCore {
     flag: Mutex<bool>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl EventCore {
@@ -79,6 +88,6 @@ impl EventCore {
 
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let g = lock(&self.flag);
-        Ok(wait_until(&self.cv, g, timeout.map(|t| Instant::now() + t), |f| *f)?.1)
+        Ok(wait_until(&self.cv, g, timeout.map(|t| Instant::now() + t), &self.waiters, |f| *f)?.1)
     }
 }

@@ -1,9 +1,11 @@
 //! [`Lock`]: CPython's `threading.Lock`, held by a manager.
 
-use super::core::{Acquirer, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Holding, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
 use crate::shared::Caller;
+use crate::shared::Inspect;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -78,23 +80,23 @@ impl SyncManager {
     }
 }
 
-#[derive(Debug, Default)]
-struct LockState {
-    held: bool,
-    holder: Option<Caller>,
-    abandoned: bool,
+impl Inspect for Lock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
+    }
 }
 
 /// A mutual-exclusion lock (CPython's `threading.Lock`).
 #[derive(Debug, Default)]
 pub(crate) struct LockCore {
-    state: Mutex<LockState>,
+    state: Mutex<Holding>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl LockCore {
     pub(crate) fn locked(&self) -> bool {
-        lock(&self.state).held
+        lock(&self.state).is_held()
     }
 }
 
@@ -102,12 +104,11 @@ impl Acquirer for LockCore {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(blocking, timeout)?;
         let g = lock(&self.state);
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |s| !s.held)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.is_held())?;
         if !ok {
             return Ok(false);
         }
-        g.held = true;
-        g.holder = me();
+        g.take(me(), 1);
         if std::mem::take(&mut g.abandoned) {
             return Err(Error::Abandoned);
         }
@@ -116,18 +117,17 @@ impl Acquirer for LockCore {
 
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
-        if !g.held {
+        if !g.is_held() {
             return Err(Error::NotHeld { object: "Lock".into(), reason: "release of an unlocked lock".into() });
         }
-        g.held = false;
-        g.holder = None;
+        g.free();
         drop(g);
         self.cv.notify_one();
         Ok(())
     }
 
     fn is_owned(&self) -> bool {
-        lock(&self.state).held
+        lock(&self.state).is_held()
     }
 
     fn release_save(&self) -> Result<usize> {
@@ -139,13 +139,13 @@ impl Acquirer for LockCore {
     }
 
     fn connection_closed(&self, caller: Caller) {
-        let mut g = lock(&self.state);
-        if g.held && g.holder == Some(caller) {
-            g.held = false;
-            g.holder = None;
-            g.abandoned = true;
-            drop(g);
+        if lock(&self.state).abandon(caller) {
             self.cv.notify_one();
         }
+    }
+
+    fn state(&self) -> ObjectState {
+        let holder = lock(&self.state).party();
+        ObjectState::Lock { holder, waiting: self.waiters.parties() }
     }
 }

@@ -1,10 +1,12 @@
 //! [`Queue`]: CPython's `queue.Queue` (joinable, as `JoinableQueue`), held by a manager.
 
 use super::SyncManager;
-use super::core::{lock, wait_until};
+use super::core::{Waiters, lock, wait_until};
 use crate::Wire;
 use crate::encoded::{Blob, Encoded};
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
@@ -160,6 +162,12 @@ impl SyncManager {
     }
 }
 
+impl<T> Inspect for Queue<T> {
+    fn state(&self) -> ObjectState {
+        self.core.state()
+    }
+}
+
 /// The deadline of a queue call: as CPython's `queue.Queue`, a non-blocking call ignores its
 /// timeout and fails at once.
 fn queue_deadline(block: bool, timeout: Option<Duration>) -> Option<Instant> {
@@ -180,6 +188,9 @@ pub(crate) struct QueueCore {
     not_empty: Condvar,
     not_full: Condvar,
     all_done: Condvar,
+    getting: Waiters,
+    putting: Waiters,
+    joining: Waiters,
 }
 
 impl QueueCore {
@@ -190,6 +201,9 @@ impl QueueCore {
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             all_done: Condvar::new(),
+            getting: Waiters::default(),
+            putting: Waiters::default(),
+            joining: Waiters::default(),
         }
     }
 
@@ -199,7 +213,7 @@ impl QueueCore {
         let (mut g, ok) = if max == 0 {
             (g, true)
         } else {
-            wait_until(&self.not_full, g, queue_deadline(block, timeout), |s| s.items.len() < max)?
+            wait_until(&self.not_full, g, queue_deadline(block, timeout), &self.putting, |s| s.items.len() < max)?
         };
         if !ok {
             return Err(Error::Full);
@@ -213,7 +227,8 @@ impl QueueCore {
 
     pub(crate) fn get(&self, block: bool, timeout: Option<Duration>) -> Result<Blob> {
         let g = lock(&self.inner);
-        let (mut g, ok) = wait_until(&self.not_empty, g, queue_deadline(block, timeout), |s| !s.items.is_empty())?;
+        let (mut g, ok) =
+            wait_until(&self.not_empty, g, queue_deadline(block, timeout), &self.getting, |s| !s.items.is_empty())?;
         if !ok {
             return Err(Error::Empty);
         }
@@ -245,6 +260,20 @@ impl QueueCore {
 
     pub(crate) fn join(&self, timeout: Option<Duration>) -> Result<bool> {
         let g = lock(&self.inner);
-        Ok(wait_until(&self.all_done, g, timeout.map(|t| Instant::now() + t), |s| s.unfinished == 0)?.1)
+        Ok(wait_until(&self.all_done, g, timeout.map(|t| Instant::now() + t), &self.joining, |s| s.unfinished == 0)?.1)
+    }
+
+    pub(crate) fn state(&self) -> ObjectState {
+        let g = lock(&self.inner);
+        let (len, unfinished) = (g.items.len(), g.unfinished);
+        drop(g);
+        ObjectState::Queue {
+            len,
+            maxsize: self.maxsize,
+            unfinished,
+            getting: self.getting.parties(),
+            putting: self.putting.parties(),
+            joining: self.joining.parties(),
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! [`RLock`]: CPython's `threading.RLock`, held by a manager.
 
-use super::core::{Acquirer, deadline, lock, me, wait_until};
+use super::core::{Acquirer, Holding, Waiters, deadline, lock, me, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
 use crate::shared::Caller;
+use crate::shared::Inspect;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -79,24 +81,24 @@ fn not_owner(what: &str) -> Error {
     Error::NotHeld { object: "RLock".into(), reason: format!("{what} of a lock the calling thread has not acquired") }
 }
 
-#[derive(Debug, Default)]
-struct RLockState {
-    owner: Option<Caller>,
-    count: usize,
-    abandoned: bool,
+impl Inspect for RLock {
+    fn state(&self) -> ObjectState {
+        self.core.state()
+    }
 }
 
 /// A re-entrant lock (CPython's `threading.RLock`), owned by the calling client thread.
 #[derive(Debug, Default)]
 pub(crate) struct RLockCore {
-    state: Mutex<RLockState>,
+    state: Mutex<Holding>,
     cv: Condvar,
+    waiters: Waiters,
 }
 
 impl RLockCore {
     pub(crate) fn describe(&self) -> (bool, usize) {
         let g = lock(&self.state);
-        (g.owner.is_some(), g.count)
+        (g.is_held(), g.count)
     }
 }
 
@@ -105,16 +107,15 @@ impl Acquirer for RLockCore {
         let deadline = deadline(blocking, timeout)?;
         let caller = me();
         let mut g = lock(&self.state);
-        if g.count > 0 && g.owner == caller {
+        if g.is_held_by(caller) {
             g.count += 1;
             return Ok(true);
         }
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |s| s.count == 0)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |s| !s.is_held())?;
         if !ok {
             return Ok(false);
         }
-        g.owner = caller;
-        g.count = 1;
+        g.take(caller, 1);
         if std::mem::take(&mut g.abandoned) {
             return Err(Error::Abandoned);
         }
@@ -123,12 +124,12 @@ impl Acquirer for RLockCore {
 
     fn release(&self) -> Result<()> {
         let mut g = lock(&self.state);
-        if g.count == 0 || g.owner != me() {
+        if !g.is_held_by(me()) {
             return Err(not_owner("release"));
         }
         g.count -= 1;
         if g.count == 0 {
-            g.owner = None;
+            g.free();
             drop(g);
             self.cv.notify_one();
         }
@@ -136,17 +137,16 @@ impl Acquirer for RLockCore {
     }
 
     fn is_owned(&self) -> bool {
-        let g = lock(&self.state);
-        g.count > 0 && g.owner == me()
+        lock(&self.state).is_held_by(me())
     }
 
     fn release_save(&self) -> Result<usize> {
         let mut g = lock(&self.state);
-        if g.count == 0 || g.owner != me() {
+        if !g.is_held_by(me()) {
             return Err(not_owner("release"));
         }
-        let n = std::mem::take(&mut g.count);
-        g.owner = None;
+        let n = g.count;
+        g.free();
         drop(g);
         self.cv.notify_one();
         Ok(n)
@@ -155,21 +155,23 @@ impl Acquirer for RLockCore {
     fn restore(&self, saved: usize) {
         let caller = me();
         let mut g = lock(&self.state);
+        let _place = (g.count != 0).then(|| self.waiters.enter());
         while g.count != 0 {
             g = crate::unpoison::wait(&self.cv, g);
         }
-        g.owner = caller;
-        g.count = saved.max(1);
+        g.take(caller, saved.max(1));
     }
 
     fn connection_closed(&self, caller: Caller) {
-        let mut g = lock(&self.state);
-        if g.count > 0 && g.owner == Some(caller) {
-            g.count = 0;
-            g.owner = None;
-            g.abandoned = true;
-            drop(g);
+        if lock(&self.state).abandon(caller) {
             self.cv.notify_one();
         }
+    }
+
+    fn state(&self) -> ObjectState {
+        let g = lock(&self.state);
+        let (holder, count) = (g.party(), g.count);
+        drop(g);
+        ObjectState::RLock { holder, count, waiting: self.waiters.parties() }
     }
 }

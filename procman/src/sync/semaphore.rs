@@ -1,9 +1,11 @@
 //! [`Semaphore`] and [`BoundedSemaphore`], from one definition: CPython's
 //! `threading.Semaphore` and `threading.BoundedSemaphore`, held by a manager.
 
-use super::core::{deadline, lock, wait_until};
+use super::core::{Waiters, deadline, lock, wait_until};
 use super::{LockGuard, SyncManager};
 use crate::error::{Error, Result};
+use crate::inspect::ObjectState;
+use crate::shared::Inspect;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -50,6 +52,12 @@ macro_rules! semaphore {
             }
         }
 
+        impl Inspect for $name {
+            fn state(&self) -> ObjectState {
+                self.core.state()
+            }
+        }
+
         #[crate::manager]
         impl SyncManager {
             #[doc = concat!("A new [`", stringify!($name), "`] with `value` permits (Python's `manager.", $typeid, "(value)`).")]
@@ -86,17 +94,23 @@ pub(crate) struct SemaphoreCore {
     value: Mutex<usize>,
     cv: Condvar,
     bound: Option<usize>,
+    waiters: Waiters,
 }
 
 impl SemaphoreCore {
     pub(crate) fn new(value: usize, bounded: bool) -> Self {
-        SemaphoreCore { value: Mutex::new(value), cv: Condvar::new(), bound: bounded.then_some(value) }
+        SemaphoreCore {
+            value: Mutex::new(value),
+            cv: Condvar::new(),
+            bound: bounded.then_some(value),
+            waiters: Waiters::default(),
+        }
     }
 
     pub(crate) fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(blocking, timeout)?;
         let g = lock(&self.value);
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |v| *v > 0)?;
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, &self.waiters, |v| *v > 0)?;
         if ok {
             *g -= 1;
         }
@@ -123,5 +137,9 @@ impl SemaphoreCore {
 
     pub(crate) fn value(&self) -> usize {
         *lock(&self.value)
+    }
+
+    pub(crate) fn state(&self) -> ObjectState {
+        ObjectState::Semaphore { value: self.value(), bound: self.bound, waiting: self.waiters.parties() }
     }
 }

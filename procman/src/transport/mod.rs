@@ -103,6 +103,16 @@ impl Stream {
         };
     }
 
+    /// Ends the reading half only: a thread blocked reading this socket, in this process, wakes
+    /// with end-of-stream and [`hung_up`](Self::hung_up) turns true, while the writing half
+    /// stays open for a last message (a stopping server's goodbye).
+    pub(crate) fn shutdown_read(&self) {
+        let _ = match &self.0 {
+            Backend::Tcp(s) => s.shutdown(std::net::Shutdown::Read),
+            Backend::Unix(s) => s.shutdown(std::net::Shutdown::Read),
+        };
+    }
+
     /// Makes the connection detect a peer that vanished without closing it (a cut cable, a
     /// crashed host): see [`tcp::set_keepalive`]. Unix sockets need nothing: the kernel
     /// closes them when the peer dies.

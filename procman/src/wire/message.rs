@@ -1,4 +1,8 @@
 //! The messages of the manager protocol.
+//!
+//! Messages cross the wire as postcard, which encodes an enum as its variant's index: new
+//! variants go at the end of each enum, and a new field at the end of its variant, read so that
+//! the older form still decodes (see [`hello`]).
 
 use super::Bytes;
 use crate::error::Error;
@@ -9,8 +13,9 @@ use serde::{Deserialize, Serialize};
 /// A request from a client connection. Every request but `DecRef` gets one [`Reply`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request<'a> {
-    /// First frame after authentication: who the client process is.
-    Hello { client: u128 },
+    /// First frame after authentication: who the client process is (its random id, fixed for
+    /// its lifetime, and its process id). Read with [`hello`].
+    Hello { client: u128, pid: u32 },
     /// Create an object with a registered creator. `expect` is what the client's proxy type
     /// needs (absent for untyped creation): the manager refuses a mismatch before creating.
     Create {
@@ -52,6 +57,7 @@ pub(crate) enum Request<'a> {
     Shutdown,
     /// Nothing; checks the connection.
     Ping,
+    // New variants go last: a request crosses the wire as its variant's index.
     /// The type description of an object (`id`) or of what a creator makes (`typeid`): what a
     /// client compares its own with to name a type mismatch.
     Describe {
@@ -59,6 +65,34 @@ pub(crate) enum Request<'a> {
         typeid: &'a str,
         id: Option<u64>,
     },
+    /// A [`Snapshot`](crate::inspect::Snapshot) of the server: objects, clients, states.
+    Inspect,
+}
+
+/// What a client's hello says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) client: u128,
+    /// `None` from clients older than the field.
+    pub(crate) pid: Option<u32>,
+}
+
+/// Reads a hello frame: the current form, or the older one without a process id. `None` when
+/// the frame is no hello.
+pub(crate) fn hello(frame: &[u8]) -> Option<Hello> {
+    /// `Request::Hello` before it had `pid`: the same variant index, fewer fields.
+    #[derive(Deserialize)]
+    enum Before {
+        Hello { client: u128 },
+    }
+    match postcard::from_bytes::<Request<'_>>(frame) {
+        Ok(Request::Hello { client, pid }) => Some(Hello { client, pid: Some(pid) }),
+        Ok(_) => None,
+        Err(_) => match postcard::from_bytes::<Before>(frame) {
+            Ok(Before::Hello { client }) => Some(Hello { client, pid: None }),
+            Err(_) => None,
+        },
+    }
 }
 
 /// The answer to a request. The server sends `Reply<&Error>`, the client reads `Reply<Error>`:
@@ -78,13 +112,39 @@ pub(crate) struct NewObject {
     pub(crate) fingerprint: Fingerprint,
 }
 
-/// One line of [`crate::BaseManager::debug_info`].
+/// One object and its count, in the reply to `DebugInfo` (what
+/// [`crate::BaseManager::number_of_objects`] counts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectInfo {
+pub(crate) struct ObjectInfo {
     /// The object id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// The typeid it was created with (or its type name, for objects returned by methods).
-    pub typeid: String,
+    pub(crate) typeid: String,
     /// References held by clients and by proxies in transit.
-    pub refcount: usize,
+    pub(crate) refcount: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_is_read_with_or_without_the_process_id() {
+        let now = postcard::to_stdvec(&Request::Hello { client: 7, pid: 42 }).unwrap();
+        assert_eq!(hello(&now), Some(Hello { client: 7, pid: Some(42) }));
+        // What a client sent before the field: variant 0, then the client id.
+        let before = postcard::to_stdvec(&(0u8, 7u128)).unwrap();
+        assert_eq!(hello(&before), Some(Hello { client: 7, pid: None }));
+        assert_eq!(hello(&postcard::to_stdvec(&Request::Ping).unwrap()), None);
+        assert_eq!(hello(b"garbage that is no hello"), None);
+    }
+
+    #[test]
+    fn new_requests_keep_the_indices_of_the_old_ones() {
+        // `Ping` stays 13; `Describe` and `Inspect` come after it: older peers decode what they
+        // know.
+        assert_eq!(postcard::to_stdvec(&Request::Ping).unwrap(), [13]);
+        assert_eq!(postcard::to_stdvec(&Request::Describe { typeid: "", id: None }).unwrap(), [14, 0, 0]);
+        assert_eq!(postcard::to_stdvec(&Request::Inspect).unwrap(), [15]);
+    }
 }
