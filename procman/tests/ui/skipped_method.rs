@@ -12,14 +12,14 @@ impl Counter {
         self.n
     }
     #[shared(skip)]
-    pub fn zero(&mut self) {
+    pub fn reset_count(&mut self) {
         self.n = 0;
     }
 }
 
 fn use_proxy(counter: &CounterProxy) -> procman::Result<()> {
     counter.get()?;
-    counter.zero()?;
+    counter.reset_count()?;
     Ok(())
 }
 
