@@ -263,7 +263,7 @@ fn at_end_of_entry(meta: &ParseNestedMeta<'_>) -> bool {
 }
 
 /// Consumes whatever follows a key (`= expr` or `(...)`), so that parsing can go on.
-fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<syn::Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {

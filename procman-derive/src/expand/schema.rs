@@ -3,6 +3,7 @@
 //! Field and variant names follow `#[serde(rename = "...")]`; fields with `#[serde(skip)]` (or
 //! `skip_serializing` / `skip_deserializing`) are left out, as they are of the encoding.
 
+use crate::attr::skip_value;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, GenericParam, LitStr};
@@ -153,17 +154,6 @@ fn skipped(attrs: &[syn::Attribute], push: &mut impl FnMut(syn::Error)) -> bool 
         }
     }
     skip
-}
-
-fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
-    if meta.input.peek(syn::Token![=]) {
-        meta.value()?.parse::<syn::Expr>()?;
-    } else if meta.input.peek(syn::token::Paren) {
-        let content;
-        syn::parenthesized!(content in meta.input);
-        content.parse::<TokenStream>()?;
-    }
-    Ok(())
 }
 
 fn hidden(name: &str) -> syn::Ident {
