@@ -99,7 +99,7 @@ fn a_silent_peer_is_dropped_at_the_handshake_deadline() {
 }
 
 #[test]
-fn unauthenticated_connections_are_capped() {
+fn unauthenticated_connections_are_capped_and_the_next_ones_wait_briefly_or_are_told_busy() {
     let m = FaultManager::new()
         .address("127.0.0.1:0")
         .authkey(KEY)
@@ -107,11 +107,15 @@ fn unauthenticated_connections_are_capped() {
         .max_unauthenticated(4)
         .start()
         .unwrap();
-    let idle: Vec<TcpStream> = (0..4).map(|_| tcp(&m)).collect();
+    // Four peers take the four slots, four more wait for one.
+    let idle: Vec<TcpStream> = (0..8).map(|_| tcp(&m)).collect();
     std::thread::sleep(Duration::from_millis(100));
-    // The cap is full: a fifth unauthenticated peer is closed at once.
+    // A ninth peer is told at once that the manager is busy, and closed.
     let t = Instant::now();
-    assert!(closed_by_server(tcp(&m)));
+    let mut ninth = tcp(&m);
+    let mut said = Vec::new();
+    ninth.read_to_end(&mut said).unwrap();
+    assert_eq!(said, b"procbusy");
     assert!(t.elapsed() < Duration::from_millis(400), "closed after {:?}", t.elapsed());
     drop(idle);
     std::thread::sleep(Duration::from_millis(700));

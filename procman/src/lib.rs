@@ -179,8 +179,8 @@ pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, 
 pub use proxy::{BaseProxy, Token};
 pub use server::CreatorEntry;
 pub use shared::{Caller, Proxy, Shared};
-pub use wire::DEFAULT_MAX_FRAME_SIZE;
 pub use wire::message::ObjectInfo;
+pub use wire::{DEFAULT_MAX_DECODE_DEPTH, DEFAULT_MAX_FRAME_SIZE};
 
 pub use procman_derive::{Shared, main, manager, shared};
 

@@ -137,6 +137,9 @@ pub struct ManagerBuilder<M> {
     max_unauthenticated: usize,
     keepalive: Option<Duration>,
     connect_timeout: Option<Duration>,
+    max_decode_depth: usize,
+    frame_timeout: Duration,
+    unsealed_tcp: bool,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -170,6 +173,9 @@ impl<M: Manager> ManagerBuilder<M> {
             max_unauthenticated: 64,
             keepalive: Some(Duration::from_secs(30)),
             connect_timeout: None,
+            max_decode_depth: wire::DEFAULT_MAX_DECODE_DEPTH,
+            frame_timeout: Duration::from_secs(60),
+            unsealed_tcp: false,
             _manager: PhantomData,
         }
     }
@@ -293,6 +299,51 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
+    /// How deeply nested a decoded value may be (default
+    /// [`DEFAULT_MAX_DECODE_DEPTH`](crate::DEFAULT_MAX_DECODE_DEPTH), 128 levels of structs,
+    /// enums, sequences, maps and options). The server refuses a request, argument or value
+    /// nested deeper with [`Error::Decode`] naming the limit, and goes on; so does this
+    /// process for replies and results (with the largest limit any builder of it was given), so
+    /// a deep value from a peer can overflow neither side's stack. A linked list of `enum`
+    /// nodes uses one level per node.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().max_decode_depth(32).serve_in_background()?;
+    /// # m.shutdown()
+    /// # }
+    /// ```
+    pub fn max_decode_depth(mut self, levels: usize) -> Self {
+        self.max_decode_depth = levels;
+        wire::depth::raise_process_limit(levels);
+        self
+    }
+
+    /// How long a frame may take to arrive whole once its first byte has (default 60 s). A
+    /// client that starts a request and stalls has its connection closed then. (The handshake
+    /// and the first frame after it have [`handshake_timeout`](Self::handshake_timeout)
+    /// instead, for all of it together.)
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// For measurement only: TCP connections to this manager carry plain frames instead of
+    /// sealed ones (the figure beside which the benchmark shows what sealing costs). Both sides
+    /// must ask for it: the manager's builder and the builder of each process that connects;
+    /// a client that does not ask seals, and a manager that was not told refuses plain frames,
+    /// so a peer cannot downgrade a connection. Never use it where the network is not trusted.
+    #[doc(hidden)]
+    pub fn unsealed_tcp_for_measurement(mut self) -> Self {
+        self.unsealed_tcp = true;
+        self
+    }
+
     fn key(&self) -> Result<AuthKey> {
         let key = self.authkey.clone().unwrap_or_else(auth::authkey);
         if key.is_empty() && !self.allow_empty_authkey {
@@ -318,6 +369,9 @@ impl<M: Manager> ManagerBuilder<M> {
             handshake_timeout: self.handshake_timeout,
             max_unauthenticated: self.max_unauthenticated,
             keepalive: self.keepalive,
+            max_decode_depth: self.max_decode_depth,
+            frame_timeout: self.frame_timeout,
+            allow_unsealed_tcp: self.unsealed_tcp,
         })
     }
 
@@ -346,9 +400,13 @@ impl<M: Manager> ManagerBuilder<M> {
         role::check_not_unclaimed_child();
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
+        let unsealed = config.allow_unsealed_tcp;
         let mut process = child::spawn(Role::Server(config))?;
         let address = process.wait_ready(Duration::from_secs(30))?;
         auth::remember(&address, &key);
+        if unsealed {
+            auth::allow_unsealed(&address);
+        }
         client::unmark_shut_down(&address);
         Ok(M::from_base(BaseManager::new(address, Owner::Child(process))))
     }
@@ -403,8 +461,12 @@ impl<M: Manager> ManagerBuilder<M> {
     pub fn serve_in_background(self) -> Result<M> {
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
+        let unsealed = config.allow_unsealed_tcp;
         let server = Server::bind(config)?;
         let address = server.address().clone();
+        if unsealed {
+            auth::allow_unsealed(&address);
+        }
         let core = server.core();
         let thread = std::thread::Builder::new()
             .name("procman-server".into())
@@ -449,6 +511,9 @@ impl<M: Manager> ManagerBuilder<M> {
         };
         let key = self.key()?;
         client::unmark_shut_down(&address);
+        if self.unsealed_tcp {
+            auth::allow_unsealed(&address);
+        }
         let mut conn = match self.connect_timeout {
             None => client::Conn::open_with(&address, &key, client::client_id())?,
             Some(within) => client::open_waiting(&address, &key, within)?,

@@ -1,17 +1,28 @@
-//! The listening server ([`Server`]: binds, accepts) and what its connection threads share ([`Core`]).
+//! The listening server ([`Server`]: binds, accepts) and what its connection threads share
+//! ([`Core`]), with the admission of new connections.
+//!
+//! At most `max_unauthenticated` connections authenticate at once, each on a thread of its own
+//! and each under the handshake's deadline, so a slot frees within `handshake_timeout` whatever
+//! the peer does. A connection that arrives while every slot is taken waits (unread, without a
+//! thread) for the next free slot, up to as many connections as there are slots; one more is
+//! told that the manager is busy (`procbusy` instead of the handshake's first message, which
+//! the client reports as [`Error::Unreachable`]) and closed. A waiting connection that did not
+//! get a slot within the handshake deadline is told the same.
 
+use super::object::release;
 use super::registry::{self, Creators};
 use super::table::Table;
 use crate::address::Address;
-use crate::auth::AuthKey;
+use crate::auth::{self, AuthKey};
 use crate::error::{Error, Result};
 use crate::role::ServerConfig;
 use crate::transport::{Listener, Stream};
 use crate::unpoison;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What every connection thread of a server shares.
 pub(crate) struct Core {
@@ -28,8 +39,25 @@ pub(crate) struct Core {
     /// Authenticated connections by number, shut down when the server stops.
     open: Mutex<HashMap<u64, Arc<Stream>>>,
     /// Connections accepted and not yet authenticated.
-    pub(super) unauthenticated: AtomicUsize,
+    admission: Mutex<Admission>,
     next_connection: AtomicU64,
+}
+
+/// The connections authenticating now, and those waiting for a slot to do so.
+#[derive(Default)]
+struct Admission {
+    authenticating: usize,
+    waiting: VecDeque<(Stream, Instant)>,
+}
+
+/// What becomes of an accepted connection.
+enum Admitted {
+    /// It has a slot: serve it.
+    Now(Stream),
+    /// It waits for a slot.
+    Waiting,
+    /// Every slot is taken and as many connections wait: it is refused.
+    Busy(Stream),
 }
 
 impl std::fmt::Debug for Core {
@@ -63,6 +91,71 @@ impl Core {
         for s in open {
             s.shutdown();
         }
+        let waiting = std::mem::take(&mut unpoison::lock(&self.admission).waiting);
+        drop(waiting);
+    }
+
+    fn admit(&self, stream: Stream) -> Admitted {
+        let mut a = unpoison::lock(&self.admission);
+        if a.authenticating < self.config.max_unauthenticated {
+            a.authenticating += 1;
+            Admitted::Now(stream)
+        } else if a.waiting.len() < self.config.max_unauthenticated {
+            a.waiting.push_back((stream, Instant::now()));
+            Admitted::Waiting
+        } else {
+            Admitted::Busy(stream)
+        }
+    }
+
+    /// A connection finished authenticating (or failed to): its slot goes to the connection
+    /// that has waited longest, if any is still within the deadline, else it frees.
+    pub(super) fn authenticated(self: &Arc<Self>) {
+        let mut expired = Vec::new();
+        let next = {
+            let mut a = unpoison::lock(&self.admission);
+            let next = loop {
+                match a.waiting.pop_front() {
+                    Some((s, since)) if since.elapsed() < self.config.handshake_timeout => break Some(s),
+                    Some((s, _)) => expired.push(s),
+                    None => break None,
+                }
+            };
+            if next.is_none() {
+                a.authenticating = a.authenticating.saturating_sub(1);
+            }
+            next
+        };
+        for s in expired {
+            self.refuse_busy(s);
+        }
+        if let Some(s) = next {
+            self.clone().spawn_connection(s);
+        }
+    }
+
+    /// Serves `stream` on a thread of its own; it holds an authentication slot.
+    fn spawn_connection(self: Arc<Self>, stream: Stream) {
+        let core = self.clone();
+        let spawned =
+            std::thread::Builder::new().name("procman-connection".into()).spawn(move || core.serve_connection(stream));
+        if let Err(e) = spawned {
+            tracing::warn!(manager = %self.address, error = %e, "cannot start a connection thread");
+            self.authenticated();
+        }
+    }
+
+    /// Tells the peer that the manager is busy, and closes the connection.
+    fn refuse_busy(&self, mut stream: Stream) {
+        tracing::warn!(
+            manager = %self.address,
+            peer = %stream.peer(),
+            limit = self.config.max_unauthenticated,
+            "refused a connection: too many unauthenticated connections"
+        );
+        // Eight bytes into a new socket's empty buffer: the write does not wait.
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+        let _ = stream.write_all(auth::BUSY);
     }
 
     /// Registers an authenticated connection, so that [`stop`](Self::stop) closes it; returns
@@ -115,7 +208,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             listener: Arc::downgrade(&listener),
             open: Mutex::new(HashMap::new()),
-            unauthenticated: AtomicUsize::new(0),
+            admission: Mutex::new(Admission::default()),
             next_connection: AtomicU64::new(1),
             config,
         };
@@ -154,24 +247,22 @@ impl Server {
             if core.is_stopping() {
                 break;
             }
-            if core.unauthenticated.load(Ordering::Relaxed) >= core.config.max_unauthenticated {
-                tracing::warn!(
-                    manager = %core.address,
-                    peer = %stream.peer(),
-                    limit = core.config.max_unauthenticated,
-                    "refused a connection: too many unauthenticated connections"
-                );
-                continue;
-            }
-            core.unauthenticated.fetch_add(1, Ordering::Relaxed);
-            let c = core.clone();
-            let spawned =
-                std::thread::Builder::new().name("procman-connection".into()).spawn(move || c.serve_connection(stream));
-            if let Err(e) = spawned {
-                core.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!(manager = %core.address, error = %e, "cannot start a connection thread");
+            match core.admit(stream) {
+                Admitted::Now(stream) => core.clone().spawn_connection(stream),
+                Admitted::Waiting => {}
+                Admitted::Busy(stream) => core.refuse_busy(stream),
             }
         }
         core.close_all();
+    }
+}
+
+impl Drop for Core {
+    /// The objects still held when the server ends are dropped one by one, inside the panic
+    /// boundary: a referent whose `Drop` panics does not take the thread that drops the server
+    /// with it.
+    fn drop(&mut self) {
+        let objects = unpoison::get_mut(&mut self.table).drain();
+        release(&self.address, objects);
     }
 }

@@ -1,0 +1,198 @@
+//! Sealed frames: ChaCha20-Poly1305 over each frame of a session, one key and one counter per
+//! direction.
+//!
+//! A sealed frame is the frame's 4-byte length (of the plaintext body, so the frame limit
+//! means the same sealed or not and is checked before anything is allocated), the body
+//! encrypted, and a 16-byte tag. The length is the associated data, so it is authenticated
+//! too. The nonce is the number of frames sent before in that direction (96 bits: the counter,
+//! little-endian, then zeros); each side counts what it sends and what it receives, so a
+//! modified, truncated, replayed, reordered, dropped or injected frame fails to open, and the
+//! connection closes before anything of it is used. The keys come from the handshake
+//! (`auth.rs`), fresh for every connection.
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use std::fmt;
+
+/// Bytes a sealed frame carries beyond its plaintext: the tag.
+pub(crate) const TAG: usize = 16;
+
+/// A session's two keys, one per direction, as the handshake derives them.
+pub(crate) struct SessionKeys {
+    pub(crate) client_to_server: [u8; 32],
+    pub(crate) server_to_client: [u8; 32],
+}
+
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+impl SessionKeys {
+    /// The server's halves: it opens what the client sends and seals what it answers.
+    pub(crate) fn server(&self) -> (Opener, Sealer) {
+        (Opener::new(&self.client_to_server), Sealer::new(&self.server_to_client))
+    }
+
+    /// The client's halves.
+    pub(crate) fn client(&self) -> (Opener, Sealer) {
+        (Opener::new(&self.server_to_client), Sealer::new(&self.client_to_server))
+    }
+}
+
+fn nonce(counter: u64) -> Nonce {
+    let mut n = Nonce::default();
+    n[..8].copy_from_slice(&counter.to_le_bytes());
+    n
+}
+
+/// Seals the frames one side sends.
+pub(crate) struct Sealer {
+    cipher: ChaCha20Poly1305,
+    sent: u64,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("sent", &self.sent).finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    fn new(key: &[u8; 32]) -> Sealer {
+        Sealer { cipher: ChaCha20Poly1305::new(key.into()), sent: 0 }
+    }
+
+    /// Seals the frame in `frame` (its 4-byte length, then its body) in place: encrypts the
+    /// body and appends the tag. Fails only when the session has sent 2^64 frames.
+    pub(crate) fn seal(&mut self, frame: &mut Vec<u8>) -> Result<(), SessionExhausted> {
+        let next = self.sent.checked_add(1).ok_or(SessionExhausted)?;
+        let (header, body) = frame.split_at_mut(4);
+        let tag =
+            self.cipher.encrypt_in_place_detached(&nonce(self.sent), header, body).map_err(|_| SessionExhausted)?;
+        frame.extend_from_slice(&tag);
+        self.sent = next;
+        Ok(())
+    }
+}
+
+/// Opens the frames the other side sent, in order.
+pub(crate) struct Opener {
+    cipher: ChaCha20Poly1305,
+    received: u64,
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener").field("received", &self.received).finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    fn new(key: &[u8; 32]) -> Opener {
+        Opener { cipher: ChaCha20Poly1305::new(key.into()), received: 0 }
+    }
+
+    /// Opens the next frame: `header` is its length as received, `sealed` the body and the tag;
+    /// on success `sealed` holds the plaintext body.
+    pub(crate) fn open(&mut self, header: &[u8; 4], sealed: &mut Vec<u8>) -> Result<(), NotOpened> {
+        let body = sealed.len().checked_sub(TAG).ok_or(NotOpened)?;
+        let tag = Tag::clone_from_slice(&sealed[body..]);
+        let next = self.received.checked_add(1).ok_or(NotOpened)?;
+        self.cipher
+            .decrypt_in_place_detached(&nonce(self.received), header, &mut sealed[..body], &tag)
+            .map_err(|_| NotOpened)?;
+        sealed.truncate(body);
+        self.received = next;
+        Ok(())
+    }
+}
+
+/// A sealed frame that did not open: modified, truncated, replayed, reordered or injected on
+/// the way, or sealed with another session's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotOpened;
+
+impl fmt::Display for NotOpened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sealed frame did not open: it was modified, replayed, reordered or injected on the way")
+    }
+}
+
+impl std::error::Error for NotOpened {}
+
+/// A session that sealed 2^64 frames: its nonces are used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionExhausted;
+
+impl fmt::Display for SessionExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the session sealed as many frames as its nonces allow")
+    }
+}
+
+impl std::error::Error for SessionExhausted {}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn keys() -> SessionKeys {
+        SessionKeys { client_to_server: [1; 32], server_to_client: [2; 32] }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn split(f: &[u8]) -> ([u8; 4], Vec<u8>) {
+        (f[..4].try_into().unwrap(), f[4..].to_vec())
+    }
+
+    #[test]
+    fn frames_open_in_order_and_in_their_direction_only() {
+        let (_, mut client_seal) = keys().client();
+        let (mut server_open, mut server_seal) = keys().server();
+        let (mut f1, mut f2) = (frame(b"first"), frame(b"second"));
+        client_seal.seal(&mut f1).unwrap();
+        client_seal.seal(&mut f2).unwrap();
+        assert_eq!(f1.len(), 4 + 5 + TAG);
+        assert!(!f1.windows(5).any(|w| w == b"first"), "the body is encrypted");
+
+        let (h, mut b) = split(&f1);
+        server_open.open(&h, &mut b).unwrap();
+        assert_eq!(b, b"first");
+        // A replay of the first frame does not open as the second.
+        let (h, mut b) = split(&f1);
+        assert_eq!(server_open.open(&h, &mut b), Err(NotOpened));
+
+        // A frame the server sealed does not open as the client's (reflection).
+        let (mut server_open, _) = keys().server();
+        let mut reflected = frame(b"first");
+        server_seal.seal(&mut reflected).unwrap();
+        let (h, mut b) = split(&reflected);
+        assert_eq!(server_open.open(&h, &mut b), Err(NotOpened));
+    }
+
+    #[test]
+    fn any_flipped_bit_of_length_body_or_tag_fails() {
+        let mut sealed = frame(b"put 42");
+        keys().client().1.seal(&mut sealed).unwrap();
+        for i in 0..sealed.len() {
+            for bit in [0x01, 0x80] {
+                let mut f = sealed.clone();
+                f[i] ^= bit;
+                let (h, mut b) = split(&f);
+                let mut open = keys().server().0;
+                assert_eq!(open.open(&h, &mut b), Err(NotOpened), "byte {i}");
+            }
+        }
+        let (h, mut b) = split(&sealed);
+        b.truncate(b.len() - 1);
+        assert_eq!(keys().server().0.open(&h, &mut b), Err(NotOpened), "truncated");
+        assert_eq!(keys().server().0.open(&h, &mut vec![0; 3]), Err(NotOpened), "shorter than a tag");
+    }
+}
