@@ -18,11 +18,15 @@ use crate::error::{Error, Result};
 use crate::role::ServerConfig;
 use crate::transport::{Listener, Stream};
 use crate::unpoison;
+use crate::wire::depth;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
+
+/// The stack of a connection thread, before the room for decoding (std's default).
+const CONNECTION_STACK: usize = 2 << 20;
 
 /// What every connection thread of a server shares.
 pub(crate) struct Core {
@@ -137,8 +141,12 @@ impl Core {
     /// Serves `stream` on a thread of its own; it holds an authentication slot.
     fn spawn_connection(self: Arc<Self>, stream: Stream) {
         let core = self.clone();
-        let spawned =
-            std::thread::Builder::new().name("procman-connection".into()).spawn(move || core.serve_connection(stream));
+        // Room for a value nested as deep as the limit allows, beside the referents' own code.
+        let stack = CONNECTION_STACK + self.config.max_decode_depth.saturating_mul(depth::STACK_PER_LEVEL).min(1 << 30);
+        let spawned = std::thread::Builder::new()
+            .name("procman-connection".into())
+            .stack_size(stack)
+            .spawn(move || core.serve_connection(stream));
         if let Err(e) = spawned {
             tracing::warn!(manager = %self.address, error = %e, "cannot start a connection thread");
             self.authenticated();
