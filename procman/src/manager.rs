@@ -120,9 +120,11 @@ impl std::ops::Deref for NoManager {
 /// | has a wrong key, or sends bytes that are not procman's handshake | `refused a connection: authentication failed` | `reason = "the client does not know the key"` |
 /// | does not finish the handshake within [`handshake_timeout`](Self::handshake_timeout) | `refused a connection: authentication failed` | `reason = "the handshake deadline passed"` |
 /// | hangs up during the handshake | `refused a connection: authentication failed` | `reason = "the peer closed the connection during the handshake"` |
-/// | is one too many of the connections still authenticating ([`max_unauthenticated`](Self::max_unauthenticated)) | `refused a connection: too many unauthenticated connections` | `limit` |
+/// | arrives when every slot of [`max_unauthenticated`](Self::max_unauthenticated) is taken and as many connections wait for one (it is told the manager is busy) | `refused a connection: too many unauthenticated connections` | `limit` |
 /// | sends a frame larger than [`max_frame_size`](Self::max_frame_size) | `closed a connection: frame too large` | `size`, `limit` |
-/// | sends an undecodable request, or bytes after one | `closed a connection: protocol error` | `reason` |
+/// | sends an undecodable request (or one nested deeper than [`max_decode_depth`](Self::max_decode_depth)), or bytes after one | `closed a connection: protocol error` | `reason` |
+/// | sends a sealed frame that does not open (changed, replayed or injected on the way) | `closed a connection: a sealed frame did not open` | |
+/// | starts a frame and does not finish it within [`frame_timeout`](Self::frame_timeout) | `closed a connection: a frame did not arrive whole in time` | `timeout` |
 /// | authenticates, then sends something other than a hello | `closed a connection: it did not start with a hello` | |
 ///
 /// At `debug` it logs `manager listening` when it starts serving, `shutdown requested` (with
@@ -242,13 +244,16 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
-    /// How long a new connection may take to authenticate (default 5 s).
+    /// How long a new connection may take to authenticate (default 5 s): the whole handshake
+    /// and the hello after it, together, whatever the peer sends meanwhile.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// How many connections may be authenticating at once (default 64); more are closed at once.
+    /// How many connections may be authenticating at once (default 64). As many more wait for a
+    /// slot (each frees within the handshake deadline); one more is told that the manager is
+    /// busy, and its client gets [`Error::Unreachable`].
     pub fn max_unauthenticated(mut self, n: usize) -> Self {
         self.max_unauthenticated = n.max(1);
         self
