@@ -109,7 +109,7 @@
 //! bytes before anything else is read, and compare in constant time; a wrong key gives
 //! [`Error::Authentication`] and creates nothing. The handshake and the first frame after it
 //! must be done within one deadline. Over TCP every frame after the handshake is sealed with
-//! ChaCha20-Poly1305, one key and one counter per direction, derived from the key and both
+//! AES-256-GCM, one key and one counter per direction, derived from the key and both
 //! challenges: a relay on the path reads nothing, and a frame it changes, replays or injects
 //! closes the connection without running. Unix-socket connections are not sealed (the README's
 //! Security section says why). Each client thread has its own connection to each manager, so a

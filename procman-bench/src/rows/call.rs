@@ -33,7 +33,7 @@ pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table) {
         }
     }
     progress("proxy call over TCP loopback, sealed vs unsealed");
-    let label = "proxy call round trip over TCP loopback: sealed (ChaCha20-Poly1305) vs unsealed frames";
+    let label = "proxy call round trip over TCP loopback: sealed (AES-256-GCM) vs unsealed frames";
     let (procman, baseline) = match sealed_vs_unsealed(scale) {
         Ok((sealed, plain)) => (Ok(Fig::PerOp(sealed)), Ok(Fig::PerOp(plain))),
         Err(e) => (Err(err(e)), Err("—".into())),

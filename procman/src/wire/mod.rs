@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | `message.rs` | the requests and replies of the manager protocol |
 //! | `frames.rs` | [`FrameReader`](frames::FrameReader), [`FrameWriter`](frames::FrameWriter): a connection's frames, sealed or plain, with a deadline for a frame that has begun |
-//! | `sealed.rs` | ChaCha20-Poly1305 sealing of frames with per-direction keys and counters |
+//! | `sealed.rs` | AES-256-GCM sealing of frames with per-direction keys and counters |
 //! | `depth.rs` | the decoding depth limit, a wrapper around postcard's deserializer |
 
 pub(crate) mod depth;
