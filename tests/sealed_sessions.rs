@@ -251,6 +251,14 @@ fn secret(i: usize) -> String {
     format!("secret-value-{i:04}")
 }
 
+/// A manager in a child process, a relay to it, and a client of it through the relay.
+fn relayed_manager() -> (RelayedManager, Relay, RelayedManager) {
+    let m = manager();
+    let relay = Relay::start(m.address());
+    let c = relay.client();
+    (m, relay, c)
+}
+
 /// A client that does not go through the relay.
 fn direct(m: &RelayedManager) -> (DictProxy<String, String>, CounterProxy) {
     (m.store().unwrap(), m.tally().unwrap())
@@ -258,9 +266,7 @@ fn direct(m: &RelayedManager) -> (DictProxy<String, String>, CounterProxy) {
 
 #[test]
 fn the_relay_sees_no_plaintext_value_of_the_client() {
-    let m = manager();
-    let relay = Relay::start(m.address());
-    let c = relay.client();
+    let (_manager, relay, c) = relayed_manager();
     let store = c.store().unwrap();
     for i in 0..20 {
         assert_eq!(store.insert(format!("key-{i}"), secret(i)).unwrap(), None);
@@ -323,10 +329,8 @@ fn objects_at(address: Address) -> usize {
 
 #[test]
 fn a_flipped_byte_anywhere_in_a_frame_runs_nothing_and_closes_that_connection() {
-    let m = manager();
+    let (m, relay, c) = relayed_manager();
     let (store, tally) = direct(&m);
-    let relay = Relay::start(m.address());
-    let c = relay.client();
     let relayed = c.store().unwrap();
     let relayed_tally = c.tally().unwrap();
     for i in 0..20 {
@@ -353,9 +357,7 @@ fn a_flipped_byte_anywhere_in_a_frame_runs_nothing_and_closes_that_connection() 
 
 #[test]
 fn a_flipped_byte_in_a_reply_is_an_error_for_the_client() {
-    let m = manager();
-    let relay = Relay::start(m.address());
-    let c = relay.client();
+    let (_manager, relay, c) = relayed_manager();
     let tally = c.tally().unwrap();
     let closed = relay.closed_by_manager();
     relay.tamper_to_client(Tamper::Flip(6));
@@ -369,10 +371,8 @@ fn a_flipped_byte_in_a_reply_is_an_error_for_the_client() {
 
 #[test]
 fn a_truncated_frame_runs_nothing() {
-    let m = manager();
+    let (m, relay, c) = relayed_manager();
     let (_, tally) = direct(&m);
-    let relay = Relay::start(m.address());
-    let c = relay.client();
     let relayed = c.tally().unwrap();
     assert_eq!(relayed.get().unwrap(), 0);
     relay.tamper_to_manager(Tamper::Truncate);
@@ -383,10 +383,8 @@ fn a_truncated_frame_runs_nothing() {
 
 #[test]
 fn a_replayed_frame_runs_once_and_closes_that_connection() {
-    let m = manager();
+    let (m, relay, c) = relayed_manager();
     let (_, tally) = direct(&m);
-    let relay = Relay::start(m.address());
-    let c = relay.client();
     let relayed = c.tally().unwrap();
     let closed = relay.closed_by_manager();
 

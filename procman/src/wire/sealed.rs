@@ -47,98 +47,89 @@ impl SessionKeys {
     }
 }
 
-fn nonce(counter: u64) -> Nonce<aes_gcm::aead::consts::U12> {
-    let mut n = Nonce::default();
-    n[..8].copy_from_slice(&counter.to_le_bytes());
-    n
-}
-
-/// Seals the frames one side sends.
-pub(crate) struct Sealer {
+/// One direction of a session: its cipher, and how many frames went that way (the next
+/// frame's nonce).
+struct Direction {
     cipher: Aes256Gcm,
-    sent: u64,
+    frames: u64,
 }
 
-impl fmt::Debug for Sealer {
+impl fmt::Debug for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("sent", &self.sent).finish_non_exhaustive()
+        f.debug_struct("Direction").field("frames", &self.frames).finish_non_exhaustive()
     }
 }
 
+impl Direction {
+    fn new(key: &[u8; 32]) -> Direction {
+        Direction { cipher: Aes256Gcm::new(key.into()), frames: 0 }
+    }
+
+    /// The nonce of the next frame (the counter, little-endian, then zeros), or `None` when the
+    /// session has used all 2^64.
+    fn nonce(&self) -> Option<Nonce<aes_gcm::aead::consts::U12>> {
+        self.frames.checked_add(1)?;
+        let mut n = Nonce::default();
+        n[..8].copy_from_slice(&self.frames.to_le_bytes());
+        Some(n)
+    }
+}
+
+/// Seals the frames one side sends.
+#[derive(Debug)]
+pub(crate) struct Sealer(Direction);
+
 impl Sealer {
     fn new(key: &[u8; 32]) -> Sealer {
-        Sealer { cipher: Aes256Gcm::new(key.into()), sent: 0 }
+        Sealer(Direction::new(key))
     }
 
     /// Seals the frame in `frame` (its 4-byte length, then its body) in place: encrypts the
     /// body and appends the tag. Fails only when the session has sent 2^64 frames.
     pub(crate) fn seal(&mut self, frame: &mut Vec<u8>) -> Result<(), SessionExhausted> {
-        let next = self.sent.checked_add(1).ok_or(SessionExhausted)?;
+        let d = &mut self.0;
+        let nonce = d.nonce().ok_or(SessionExhausted)?;
         let (header, body) = frame.split_at_mut(4);
-        let tag =
-            self.cipher.encrypt_in_place_detached(&nonce(self.sent), header, body).map_err(|_| SessionExhausted)?;
+        let tag = d.cipher.encrypt_in_place_detached(&nonce, header, body).map_err(|_| SessionExhausted)?;
         frame.extend_from_slice(&tag);
-        self.sent = next;
+        d.frames += 1;
         Ok(())
     }
 }
 
 /// Opens the frames the other side sent, in order.
-pub(crate) struct Opener {
-    cipher: Aes256Gcm,
-    received: u64,
-}
-
-impl fmt::Debug for Opener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Opener").field("received", &self.received).finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct Opener(Direction);
 
 impl Opener {
     fn new(key: &[u8; 32]) -> Opener {
-        Opener { cipher: Aes256Gcm::new(key.into()), received: 0 }
+        Opener(Direction::new(key))
     }
 
     /// Opens the next frame: `header` is its length as received, `sealed` the body and the tag;
     /// on success `sealed` holds the plaintext body.
     pub(crate) fn open(&mut self, header: &[u8; 4], sealed: &mut Vec<u8>) -> Result<(), NotOpened> {
+        let d = &mut self.0;
         let body = sealed.len().checked_sub(TAG).ok_or(NotOpened)?;
         let tag = Tag::clone_from_slice(&sealed[body..]);
-        let next = self.received.checked_add(1).ok_or(NotOpened)?;
-        self.cipher
-            .decrypt_in_place_detached(&nonce(self.received), header, &mut sealed[..body], &tag)
-            .map_err(|_| NotOpened)?;
+        let nonce = d.nonce().ok_or(NotOpened)?;
+        d.cipher.decrypt_in_place_detached(&nonce, header, &mut sealed[..body], &tag).map_err(|_| NotOpened)?;
         sealed.truncate(body);
-        self.received = next;
+        d.frames += 1;
         Ok(())
     }
 }
 
 /// A sealed frame that did not open: modified, truncated, replayed, reordered or injected on
 /// the way, or sealed with another session's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a sealed frame did not open: it was modified, replayed, reordered or injected on the way")]
 pub(crate) struct NotOpened;
 
-impl fmt::Display for NotOpened {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sealed frame did not open: it was modified, replayed, reordered or injected on the way")
-    }
-}
-
-impl std::error::Error for NotOpened {}
-
 /// A session that sealed 2^64 frames: its nonces are used up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session sealed as many frames as its nonces allow")]
 pub(crate) struct SessionExhausted;
-
-impl fmt::Display for SessionExhausted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the session sealed as many frames as its nonces allow")
-    }
-}
-
-impl std::error::Error for SessionExhausted {}
 
 #[cfg(test)]
 pub(crate) mod tests {
