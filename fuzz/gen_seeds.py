@@ -56,8 +56,14 @@ error_index = varint(17) + varint(zigzag(-5)) + varint(3)
 # Arguments (u64, String, Option<Duration>): Duration is { secs: u64, nanos: u32 }.
 args = varint(7) + string("key") + bytes([1]) + varint(2) + varint(500_000_000)
 
-# Handshake: the server hello (magic and a challenge) followed by a verdict of 1 and a MAC.
-handshake_ok_shape = b"procman1" + bytes(range(32)) + bytes([1]) + bytes(32)
+# Handshake: the server hello (magic and a challenge) followed by a verdict of 1 and a MAC;
+# and a busy manager's refusal.
+handshake_ok_shape = b"procman2" + bytes(range(32)) + bytes([1]) + bytes(32)
+handshake_busy = b"procbusy"
+
+# A deep value as call arguments: a linked list (variant 1 = Cons, a byte, the tail; 0 = Nil)
+# 300 levels deep, past the decoding depth limit.
+deep_list = bytes([1, 7]) * 300 + bytes([0])
 
 seeds = {
     "frames": {
@@ -72,11 +78,21 @@ seeds = {
         "seed-reply-err": reply_err,
         "seed-error-index": error_index,
         "seed-args": args,
+        "seed-deep-list": deep_list,
     },
     "handshake": {
         "seed-server-hello-and-proof": handshake_ok_shape,
         "seed-zeros-64": bytes(64),
         "seed-garbage": b"GET / HTTP/1.1\r\n\r\n",
+        "seed-busy": handshake_busy,
+    },
+    # Read as a sealed stream (nothing opens), then sealed frame by frame and read back.
+    "sealed_frames": {
+        "seed-call": frame(call),
+        "seed-mixed": frame(ping) + frame(decref) + frame(claim) + frame(unpin),
+        "seed-partial-tail": frame(call) + frame(create)[:7],
+        "seed-deep-call": frame(varint(CALL) + varint(1) + string("length") + string(deep_list)),
+        "seed-garbage": bytes([0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x13, 0x37]),
     },
 }
 

@@ -9,6 +9,8 @@ pub(crate) enum Key {
     PythonCall,
     /// A proxy call beside a raw TCP loopback ping-pong of the same sizes.
     TcpCall,
+    /// A proxy call over TCP with sealed frames beside the same call with plain frames.
+    TcpSealing,
     CreateDrop,
     ManagerQueue,
     /// One `get` per raw Unix round trip: what a manager Queue's consumer can reach at most.

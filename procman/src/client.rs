@@ -12,11 +12,11 @@ use crate::auth;
 use crate::error::{Error, Result};
 use crate::transport::Stream;
 use crate::unpoison;
+use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
 use crate::wire::message::{Reply, Request};
 use crate::wire::{self, Bytes};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Write};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -74,14 +74,13 @@ fn unreachable(address: &Address, reason: impl std::fmt::Display) -> Error {
     unless_shut_down(address, |address| Error::Unreachable { address, reason: reason.to_string() })
 }
 
-/// One authenticated connection to a manager.
+/// One authenticated connection to a manager: sealed frames over TCP, plain ones over a Unix
+/// socket (see `auth.rs`).
 #[derive(Debug)]
 pub(crate) struct Conn {
-    reader: BufReader<Stream>,
-    writer: Stream,
+    reader: FrameReader<Stream>,
+    writer: FrameWriter<Stream>,
     address: Address,
-    wbuf: Vec<u8>,
-    rbuf: Vec<u8>,
     max_request: usize,
 }
 
@@ -98,9 +97,9 @@ impl Conn {
     /// Connects, authenticates and says hello. With a `connect_timeout`, the connection
     /// attempt and the manager's side of the handshake each give up after it.
     ///
-    /// Fails with [`Error::Unreachable`] when no connection can be made,
-    /// [`Error::Authentication`] for a wrong key, and [`Error::ConnectionLost`] when the
-    /// manager closes the connection during the handshake.
+    /// Fails with [`Error::Unreachable`] when no connection can be made (or the manager is too
+    /// busy to take one), [`Error::Authentication`] for a wrong key, and
+    /// [`Error::ConnectionLost`] when the manager closes the connection during the handshake.
     fn establish(
         address: &Address,
         key: &auth::AuthKey,
@@ -112,15 +111,14 @@ impl Conn {
         let _ = stream.set_keepalive(CLIENT_KEEPALIVE);
         let handshake_timeout = connect_timeout.map_or(HANDSHAKE_TIMEOUT, |t| t.min(HANDSHAKE_TIMEOUT));
         stream.set_read_timeout(Some(handshake_timeout)).map_err(|e| Error::io("setting a socket timeout", e))?;
-        auth::client_handshake(&mut stream, key, address)?;
+        let keys = auth::client_handshake(&mut stream, key, address, auth::sealing_for(address))?;
         stream.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
         let writer = stream.try_clone().map_err(|e| Error::io("cloning a socket", e))?;
+        let (open, seal) = keys.map(|k| k.client()).unzip();
         let mut conn = Conn {
-            reader: BufReader::with_capacity(64 * 1024, stream),
-            writer,
+            reader: FrameReader::new(stream, open, MAX_REPLY),
+            writer: FrameWriter::new(writer, seal),
             address: address.clone(),
-            wbuf: Vec::with_capacity(256),
-            rbuf: Vec::with_capacity(256),
             max_request: usize::MAX,
         };
         // The server answers the hello with the largest frame it accepts, so that a request too
@@ -137,37 +135,48 @@ impl Conn {
     }
 
     pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
-        self.reader.get_ref().set_read_timeout(timeout)
+        self.reader.set_idle_timeout(timeout)
     }
 
+    /// Sends bytes that should be frames, for fault-injection tests; on a sealed connection
+    /// each whole frame in them is sealed (see [`FrameWriter::send_raw`]).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.writer.write_all(bytes)
+        self.writer.send_raw(bytes)
     }
 
-    /// Reads one reply.
+    /// Reads one reply. A reply that does not open (modified or injected on the way) or does
+    /// not decode is [`Error::Protocol`], and the connection is not used again.
     pub(crate) fn read_reply(&mut self) -> Result<Vec<u8>> {
-        match wire::read_frame(&mut self.reader, &mut self.rbuf, MAX_REPLY) {
+        match self.reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),
+            Err(e @ ReadError::NotOpened(_)) => return Err(self.protocol(format_args!("a reply: {e}"))),
             Err(e) => return Err(lost(&self.address, e)),
         }
-        match postcard::from_bytes::<Reply<'_>>(&self.rbuf) {
-            Ok(Reply::Ok(Bytes(b))) => Ok(b.to_vec()),
-            Ok(Reply::Err(e)) => Err(e),
-            Err(e) => {
-                Err(Error::Protocol { address: self.address.to_string(), message: format!("undecodable reply: {e}") })
-            }
+        match wire::take::<Reply<'_>>(self.reader.body()) {
+            Ok((Reply::Ok(Bytes(b)), [])) => Ok(b.to_vec()),
+            Ok((Reply::Err(e), [])) => Err(e),
+            Ok((_, rest)) => Err(self.protocol(format_args!("{} unexpected bytes after a reply", rest.len()))),
+            Err(e) => Err(self.protocol(format_args!("undecodable reply: {e}"))),
         }
+    }
+
+    fn protocol(&self, message: impl std::fmt::Display) -> Error {
+        Error::Protocol { address: self.address.to_string(), message: message.to_string() }
     }
 
     /// Sends a request that gets no reply.
     pub(crate) fn send(&mut self, req: &Request<'_>) -> Result<()> {
-        wire::frame(req, &mut self.wbuf)?;
-        let size = self.wbuf.len() - 4;
+        let size = self.writer.encode(req)?;
         if size > self.max_request {
             return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
         }
-        self.writer.write_all(&self.wbuf).map_err(|e| lost(&self.address, e))
+        self.writer.send().map_err(|e| lost(&self.address, e))
+    }
+
+    /// True when the manager closed this connection.
+    fn hung_up(&self) -> bool {
+        self.writer.get_ref().hung_up()
     }
 }
 
@@ -216,7 +225,7 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
 pub(crate) fn ensure_anchor(address: &Address) -> Result<()> {
     let mut map = unpoison::lock(anchors());
     // An anchor to a manager that went away (and may be back at the same address) is replaced.
-    if map.get(address).is_none_or(|c| c.writer.hung_up()) {
+    if map.get(address).is_none_or(Conn::hung_up) {
         let conn = Conn::open(address)?;
         map.insert(address.clone(), conn);
     }

@@ -114,10 +114,17 @@
 //! # Wire and authentication
 //!
 //! Frames are a 4-byte length and postcard; the length is checked against a limit before any
-//! allocation. Both sides prove the key with HMAC-SHA256 over random challenges of 32 bytes
-//! before anything else is read, and compare in constant time; a wrong key gives
-//! [`Error::Authentication`] and creates nothing. Each client thread has its own connection to
-//! each manager, so a blocking call blocks only that thread.
+//! allocation, and decoding is bounded in depth ([`ManagerBuilder::max_decode_depth`]), so a
+//! deeply nested value cannot overflow a stack. Both sides prove the key with HMAC-SHA256 (keyed
+//! by HKDF from the authkey, so only the same key authenticates) over random challenges of 32
+//! bytes before anything else is read, and compare in constant time; a wrong key gives
+//! [`Error::Authentication`] and creates nothing. The handshake and the first frame after it
+//! must be done within one deadline. Over TCP every frame after the handshake is sealed with
+//! AES-256-GCM, one key and one counter per direction, derived from the key and both
+//! challenges: a relay on the path reads nothing, and a frame it changes, replays or injects
+//! closes the connection without running. Unix-socket connections are not sealed (the README's
+//! Security section says why). Each client thread has its own connection to each manager, so a
+//! blocking call blocks only that thread.
 //!
 //! # Architecture
 //!
@@ -194,7 +201,7 @@ pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, 
 pub use proxy::{BaseProxy, Token};
 pub use server::CreatorEntry;
 pub use shared::{Caller, Proxy, Shared};
-pub use wire::DEFAULT_MAX_FRAME_SIZE;
+pub use wire::{DEFAULT_MAX_DECODE_DEPTH, DEFAULT_MAX_FRAME_SIZE};
 
 pub use procman_derive::{Schema, Shared, main, manager, shared};
 pub use schema::Schema;

@@ -121,9 +121,11 @@ impl std::ops::Deref for NoManager {
 /// | has a wrong key, or sends bytes that are not procman's handshake | `refused a connection: authentication failed` | `reason = "the client does not know the key"` |
 /// | does not finish the handshake within [`handshake_timeout`](Self::handshake_timeout) | `refused a connection: authentication failed` | `reason = "the handshake deadline passed"` |
 /// | hangs up during the handshake | `refused a connection: authentication failed` | `reason = "the peer closed the connection during the handshake"` |
-/// | is one too many of the connections still authenticating ([`max_unauthenticated`](Self::max_unauthenticated)) | `refused a connection: too many unauthenticated connections` | `limit` |
+/// | arrives when every slot of [`max_unauthenticated`](Self::max_unauthenticated) is taken and as many connections wait for one (it is told the manager is busy) | `refused a connection: too many unauthenticated connections` | `limit` |
 /// | sends a frame larger than [`max_frame_size`](Self::max_frame_size) | `closed a connection: frame too large` | `size`, `limit` |
-/// | sends an undecodable request, or bytes after one | `closed a connection: protocol error` | `reason` |
+/// | sends an undecodable request (or one nested deeper than [`max_decode_depth`](Self::max_decode_depth)), or bytes after one | `closed a connection: protocol error` | `reason` |
+/// | sends a sealed frame that does not open (changed, replayed or injected on the way) | `closed a connection: a sealed frame did not open` | |
+/// | starts a frame and does not finish it within [`frame_timeout`](Self::frame_timeout) | `closed a connection: a frame did not arrive whole in time` | `timeout` |
 /// | authenticates, then sends something other than a hello | `closed a connection: it did not start with a hello` | |
 ///
 /// At `debug` it logs `manager listening` when it starts serving, `shutdown requested` (with
@@ -138,6 +140,9 @@ pub struct ManagerBuilder<M> {
     max_unauthenticated: usize,
     keepalive: Option<Duration>,
     connect_timeout: Option<Duration>,
+    max_decode_depth: usize,
+    frame_timeout: Duration,
+    unsealed_tcp: bool,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -171,6 +176,9 @@ impl<M: Manager> ManagerBuilder<M> {
             max_unauthenticated: 64,
             keepalive: Some(Duration::from_secs(30)),
             connect_timeout: None,
+            max_decode_depth: wire::DEFAULT_MAX_DECODE_DEPTH,
+            frame_timeout: Duration::from_secs(60),
+            unsealed_tcp: false,
             _manager: PhantomData,
         }
     }
@@ -237,13 +245,16 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
-    /// How long a new connection may take to authenticate (default 5 s).
+    /// How long a new connection may take to authenticate (default 5 s): the whole handshake
+    /// and the hello after it, together, whatever the peer sends meanwhile.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// How many connections may be authenticating at once (default 64); more are closed at once.
+    /// How many connections may be authenticating at once (default 64). As many more wait for a
+    /// slot (each frees within the handshake deadline); one more is told that the manager is
+    /// busy, and its client gets [`Error::Unreachable`].
     pub fn max_unauthenticated(mut self, n: usize) -> Self {
         self.max_unauthenticated = n.max(1);
         self
@@ -294,6 +305,51 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
+    /// How deeply nested a decoded value may be (default
+    /// [`DEFAULT_MAX_DECODE_DEPTH`](crate::DEFAULT_MAX_DECODE_DEPTH), 128 levels of structs,
+    /// enums, sequences, maps and options). The server refuses a request, argument or value
+    /// nested deeper with [`Error::Decode`] naming the limit, and goes on; so does this
+    /// process for replies and results (with the largest limit any builder of it was given), so
+    /// a deep value from a peer can overflow neither side's stack. A linked list of `enum`
+    /// nodes uses one level per node.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// let m = AppManager::new().max_decode_depth(32).serve_in_background()?;
+    /// # m.shutdown()
+    /// # }
+    /// ```
+    pub fn max_decode_depth(mut self, levels: usize) -> Self {
+        self.max_decode_depth = levels;
+        wire::depth::raise_process_limit(levels);
+        self
+    }
+
+    /// How long a frame may take to arrive whole once its first byte has (default 60 s). A
+    /// client that starts a request and stalls has its connection closed then. (The handshake
+    /// and the first frame after it have [`handshake_timeout`](Self::handshake_timeout)
+    /// instead, for all of it together.)
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// For measurement only: TCP connections to this manager carry plain frames instead of
+    /// sealed ones (the figure beside which the benchmark shows what sealing costs). Both sides
+    /// must ask for it: the manager's builder and the builder of each process that connects;
+    /// a client that does not ask seals, and a manager that was not told refuses plain frames,
+    /// so a peer cannot downgrade a connection. Never use it where the network is not trusted.
+    #[doc(hidden)]
+    pub fn unsealed_tcp_for_measurement(mut self) -> Self {
+        self.unsealed_tcp = true;
+        self
+    }
+
     fn key(&self) -> Result<AuthKey> {
         let key = self.authkey.clone().unwrap_or_else(auth::authkey);
         if key.is_empty() && !self.allow_empty_authkey {
@@ -319,6 +375,9 @@ impl<M: Manager> ManagerBuilder<M> {
             handshake_timeout: self.handshake_timeout,
             max_unauthenticated: self.max_unauthenticated,
             keepalive: self.keepalive,
+            max_decode_depth: self.max_decode_depth,
+            frame_timeout: self.frame_timeout,
+            allow_unsealed_tcp: self.unsealed_tcp,
         })
     }
 
@@ -347,9 +406,13 @@ impl<M: Manager> ManagerBuilder<M> {
         role::check_not_unclaimed_child();
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
+        let unsealed = config.allow_unsealed_tcp;
         let mut process = child::spawn(Role::Server(config))?;
         let address = process.wait_ready(Duration::from_secs(30))?;
         auth::remember(&address, &key);
+        if unsealed {
+            auth::allow_unsealed(&address);
+        }
         client::unmark_shut_down(&address);
         Ok(M::from_base(BaseManager::new(address, Owner::Child(process))))
     }
@@ -404,8 +467,12 @@ impl<M: Manager> ManagerBuilder<M> {
     pub fn serve_in_background(self) -> Result<M> {
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
+        let unsealed = config.allow_unsealed_tcp;
         let server = Server::bind(config)?;
         let address = server.address().clone();
+        if unsealed {
+            auth::allow_unsealed(&address);
+        }
         let core = server.core();
         let thread = std::thread::Builder::new()
             .name("procman-server".into())
@@ -450,6 +517,9 @@ impl<M: Manager> ManagerBuilder<M> {
         };
         let key = self.key()?;
         client::unmark_shut_down(&address);
+        if self.unsealed_tcp {
+            auth::allow_unsealed(&address);
+        }
         let mut conn = match self.connect_timeout {
             None => client::Conn::open_with(&address, &key, client::client_id())?,
             Some(within) => client::open_waiting(&address, &key, within)?,

@@ -65,7 +65,7 @@ impl<'a> ArgsReader<'a> {
 
     /// Decodes the next argument.
     pub fn next_arg<T: DeserializeOwned>(&mut self) -> Result<T> {
-        match postcard::take_from_bytes::<T>(self.rest) {
+        match wire::take::<T>(self.rest) {
             Ok((value, rest)) => {
                 self.rest = rest;
                 Ok(value)
@@ -562,7 +562,7 @@ pub mod fuzzing {
         let mut input = data;
         let mut buf = Vec::new();
         while let Ok(true) = wire::read_frame(&mut input, &mut buf, 64 * 1024) {
-            if let Ok((req, _)) = postcard::take_from_bytes::<Request<'_>>(&buf) {
+            if let Ok((req, _)) = wire::take::<Request<'_>>(&buf) {
                 // Re-encoding what decoded must work.
                 let mut out = Vec::new();
                 wire::frame(&req, &mut out).expect("a decoded request encodes");
@@ -572,10 +572,10 @@ pub mod fuzzing {
 
     /// One message body, decoded as everything a peer may send: request, reply, arguments.
     pub fn messages(data: &[u8]) {
-        let _ = postcard::from_bytes::<Request<'_>>(data);
-        let _ = postcard::from_bytes::<Reply<'_>>(data);
-        let _ = postcard::from_bytes::<Bytes<'_>>(data);
-        let _ = postcard::from_bytes::<crate::Error>(data);
+        let _ = wire::take::<Request<'_>>(data);
+        let _ = wire::take::<Reply<'_>>(data);
+        let _ = wire::take::<Bytes<'_>>(data);
+        let _ = wire::take::<crate::Error>(data);
         let mut args = super::ArgsReader::new(data, "fuzz");
         let _ = args.next_arg::<(u64, String, Option<std::time::Duration>)>();
         let _ = args.finish();
@@ -602,9 +602,16 @@ pub mod fuzzing {
     /// Both sides of the handshake against a peer that sends these bytes: neither may accept.
     pub fn handshake(data: &[u8]) {
         let key = AuthKey::new("fuzz key");
-        assert!(auth::server_handshake(&mut Scripted(data), &key, "fuzz").is_err(), "a server accepted random bytes");
+        let server = auth::server_handshake(&mut Scripted(data), &key, "fuzz", true);
+        assert!(server.is_err(), "a server accepted random bytes");
         let address = Address::Abstract("fuzz".into());
-        assert!(auth::client_handshake(&mut Scripted(data), &key, &address).is_err(), "a client accepted random bytes");
+        let client = auth::client_handshake(&mut Scripted(data), &key, &address, auth::Sealing::Sealed);
+        assert!(client.is_err(), "a client accepted random bytes");
+    }
+
+    /// Frames as a server reads them from a sealed connection: none may open.
+    pub fn sealed_frames(data: &[u8]) {
+        wire::fuzz_sealed_frames(data);
     }
 }
 

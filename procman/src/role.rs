@@ -65,6 +65,10 @@ pub(crate) struct ServerConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_unauthenticated: usize,
     pub(crate) keepalive: Option<Duration>,
+    pub(crate) max_decode_depth: usize,
+    pub(crate) frame_timeout: Duration,
+    /// TCP clients may ask for plain frames (`unsealed_tcp_for_measurement`).
+    pub(crate) allow_unsealed_tcp: bool,
 }
 
 /// The parent's instructions.

@@ -1,22 +1,27 @@
-//! One connection, on a thread of its own: the handshake, the hello, then requests until the
-//! client goes away; then what the client held is released.
+//! One connection, on a thread of its own: the handshake and the hello under one deadline, then
+//! requests until the client goes away; then what the client held is released.
+//!
+//! Everything after the handshake runs inside a panic boundary: a request whose handling
+//! panics gets an error reply and the connection goes on, and whatever happens in the loop, the
+//! connection's end (telling the objects it called, releasing what its client held) runs.
 
 use super::listen::Core;
-use super::object::Object;
+use super::object::{Object, release};
 use super::scope::Serving;
 use crate::auth;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, panic_message};
 use crate::shared::Caller;
-use crate::transport::Stream;
-use crate::wire::message::{self, Hello, Reply, Request};
+use crate::transport::{Stream, Until};
+use crate::wire::depth::ThreadLimit;
+use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
+use crate::wire::message::{self, Reply, Request};
 use crate::wire::{self, Bytes};
 use std::collections::HashSet;
-use std::io::{self, BufReader, Write};
+use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The largest frame before the hello: it holds a client id.
 const MAX_HELLO: usize = 1024;
@@ -48,51 +53,79 @@ impl Session {
     }
 }
 
+/// A peer that authenticated and said hello: who it is, and its frames.
+struct Greeted {
+    client: u128,
+    /// Its process id, from clients that send it.
+    pid: Option<u32>,
+    reader: FrameReader<Stream>,
+    writer: FrameWriter<Stream>,
+}
+
 impl Core {
-    /// Serves one accepted connection until it closes or the server stops.
+    /// Serves one accepted connection, which holds an authentication slot, until it closes or
+    /// the server stops.
     pub(super) fn serve_connection(self: Arc<Self>, mut stream: Stream) {
+        let _depth = ThreadLimit::set(self.config.max_decode_depth);
         let peer = stream.peer();
-        let hello = self.authenticate(&mut stream, &peer);
-        self.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-        let Some((hello, reader)) = hello else { return };
-        let client = hello.client;
+        let greeted = self.authenticate(&mut stream, &peer);
+        self.authenticated();
+        let Some(Greeted { client, pid, reader, writer }) = greeted else { return };
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_write_timeout(None);
         let Ok(watched) = stream.try_clone().map(Arc::new) else { return };
         let Some(connection) = self.open(watched.clone()) else { return };
-        self.connections.opened(connection, client, hello.pid, &peer);
+        self.connections.opened(connection, client, pid, &peer);
         self.table().connect(client);
         let caller = Caller { client, connection };
         let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched });
         let mut session = Session { caller, serving, touched: HashSet::new(), prune_at: 1024 };
-        self.requests(stream, reader, &peer, &mut session);
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.requests(reader, writer, &peer, &mut session))) {
+            let message = panic_message(&*p);
+            tracing::warn!(manager = %self.address, %peer, message, "closed a connection: the manager panicked serving it");
+        }
         self.end(session);
     }
 
-    /// The handshake and the hello, under the handshake deadline. Returns the hello and the
-    /// reading half of the connection, or `None` (logged) for a peer that is refused.
-    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<(Hello, BufReader<Stream>)> {
+    /// The handshake and the hello, both by the handshake deadline. Returns the client's id and
+    /// the connection's frames, or `None` (logged) for a peer that is refused.
+    fn authenticate(&self, stream: &mut Stream, peer: &str) -> Option<Greeted> {
         if let Some(idle) = self.config.keepalive {
             let _ = stream.set_keepalive(idle);
         }
-        let deadline = Some(self.config.handshake_timeout);
-        let _ = stream.set_read_timeout(deadline);
-        let _ = stream.set_write_timeout(deadline);
-        if let Err(e) = auth::server_handshake(stream, &self.authkey, peer) {
-            let reason = match &e {
-                Error::Authentication { reason, .. } => reason.as_str(),
-                _ => "handshake failed",
-            };
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        let allow_plain = !stream.is_tcp() || self.config.allow_unsealed_tcp;
+        let refused = |reason: &str| {
             tracing::warn!(manager = %self.address, %peer, reason, "refused a connection: authentication failed");
-            return None;
+        };
+        let keys = match auth::server_handshake(&mut Until::new(stream, deadline), &self.authkey, peer, allow_plain) {
+            Ok(keys) => keys,
+            Err(e) => {
+                refused(if let Error::Authentication { reason, .. } = &e { reason } else { "handshake failed" });
+                return None;
+            }
+        };
+        let (open, seal) = keys.map(|k| k.server()).unzip();
+        let mut reader =
+            FrameReader::new(stream.try_clone().ok()?, open, MAX_HELLO).with_frame_timeout(self.config.frame_timeout);
+        let writer = FrameWriter::new(stream.try_clone().ok()?, seal);
+        match reader.read(Some(deadline)) {
+            Ok(true) => {}
+            Ok(false) | Err(ReadError::Io(_)) => return None, // gone before its hello
+            Err(ReadError::Deadline) => {
+                refused("the handshake deadline passed");
+                return None;
+            }
+            Err(e) => {
+                refused(&e.to_string());
+                return None;
+            }
         }
-        let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
-        let mut buf = Vec::new();
-        if !matches!(wire::read_frame(&mut reader, &mut buf, MAX_HELLO), Ok(true)) {
-            return None; // gone before its hello
-        }
-        match message::hello(&buf) {
-            Some(hello) => Some((hello, reader)),
+        match message::hello(reader.body()) {
+            Some(hello) => {
+                reader.set_limit(self.config.max_frame_size);
+                Some(Greeted { client: hello.client, pid: hello.pid, reader, writer })
+            }
             None => {
                 tracing::warn!(manager = %self.address, %peer, "closed a connection: it did not start with a hello");
                 None
@@ -102,57 +135,51 @@ impl Core {
 
     /// Answers requests until the client closes the connection, breaks the protocol, or asks
     /// the server to shut down.
-    fn requests(&self, mut stream: Stream, mut reader: BufReader<Stream>, peer: &str, session: &mut Session) {
-        let mut rbuf = Vec::new();
-        let mut wbuf = Vec::new();
+    fn requests(
+        &self,
+        mut reader: FrameReader<Stream>,
+        mut writer: FrameWriter<Stream>,
+        peer: &str,
+        session: &mut Session,
+    ) {
         let mut freed = Vec::new();
         let limit = wire::encode(&(self.config.max_frame_size as u64), "the frame limit").unwrap_or_default();
-        let _ = send_reply(&mut stream, &mut wbuf, Ok(limit));
+        let _ = send_reply(&mut writer, Ok(limit));
         loop {
-            match wire::read_frame(&mut reader, &mut rbuf, self.config.max_frame_size) {
+            match reader.read(None) {
                 Ok(true) => {}
                 Ok(false) => {
                     if self.is_stopping() {
-                        self.goodbye(&mut stream, &mut wbuf);
+                        self.goodbye(&mut writer, session);
                     }
                     break;
                 }
                 Err(e) => {
-                    if let Some(big) = e.get_ref().and_then(|x| x.downcast_ref::<wire::FrameTooLarge>()) {
-                        tracing::warn!(
-                            manager = %self.address,
-                            %peer,
-                            size = big.size,
-                            limit = big.limit,
-                            "closed a connection: frame too large"
-                        );
-                        let too_large = Error::FrameTooLarge { size: big.size, limit: big.limit };
-                        let _ = send_reply(&mut stream, &mut wbuf, Err(too_large));
-                    }
+                    self.unreadable(e, &mut writer, peer);
                     break;
                 }
             }
-            let req = match postcard::take_from_bytes::<Request<'_>>(&rbuf) {
+            let req = match wire::take::<Request<'_>>(reader.body()) {
                 Ok((r, [])) => r,
                 Ok((_, rest)) => {
                     let reason = format!("{} unexpected bytes after the request", rest.len());
-                    self.refuse(&mut stream, &mut wbuf, peer, reason);
+                    self.refuse(&mut writer, peer, reason);
                     break;
                 }
                 Err(e) => {
-                    self.refuse(&mut stream, &mut wbuf, peer, format!("undecodable request: {e}"));
+                    self.refuse(&mut writer, peer, format!("undecodable request: {e}"));
                     break;
                 }
             };
             let shutdown = matches!(req, Request::Shutdown);
-            let reply = match self.handle(req, session, &mut freed) {
+            let reply = match self.handle_guarded(req, session, &mut freed, peer) {
                 // A call cut short by the server stopping (its caller looked gone) says so.
                 Some(Err(e)) if e.is_connection_lost() && self.is_stopping() => Some(Err(self.shut_down())),
                 reply => reply,
             };
-            freed.clear(); // dropped here, outside the table's lock
+            release(&self.address, freed.drain(..)); // outside the table's lock
             if let Some(reply) = reply
-                && send_reply(&mut stream, &mut wbuf, reply).is_err()
+                && send_reply(&mut writer, reply).is_err()
             {
                 break;
             }
@@ -167,16 +194,76 @@ impl Core {
     /// Tells the client that the server shut down ([`Error::Shutdown`], the reply to its call in
     /// progress or to its next one), then closes both halves of the connection: stopping
     /// closed only the reading half, to wake this thread.
-    fn goodbye(&self, stream: &mut Stream, wbuf: &mut Vec<u8>) {
+    fn goodbye(&self, writer: &mut FrameWriter<Stream>, session: &Session) {
+        let stream = &session.serving.connection;
         let _ = stream.set_write_timeout(Some(GOODBYE_TIMEOUT));
-        let _ = send_reply(stream, wbuf, Err(self.shut_down()));
+        let _ = send_reply(writer, Err(self.shut_down()));
         stream.shutdown();
     }
 
+    /// [`handle`](Self::handle) inside the panic boundary: a panic anywhere in serving the
+    /// request (beyond the referent's own code, which `guarded` already covers: the last
+    /// reference of an object dropped there, say) becomes an error reply, and the connection
+    /// goes on.
+    fn handle_guarded(
+        &self,
+        req: Request<'_>,
+        session: &mut Session,
+        freed: &mut Vec<Object>,
+        peer: &str,
+    ) -> Option<Result<Vec<u8>>> {
+        // A decref gets no reply, even when it fails.
+        let one_way = matches!(req, Request::DecRef { .. });
+        let what = match &req {
+            Request::Call { method, .. } => method.to_string(),
+            Request::Create { typeid, .. } => format!("<create {typeid}>"),
+            _ => "<request>".into(),
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.handle(req, session, freed))) {
+            Ok(reply) => reply,
+            Err(p) => {
+                let message = panic_message(&*p);
+                tracing::warn!(manager = %self.address, %peer, message, "a request panicked in the manager; the connection goes on");
+                let e = Error::Remote { typeid: "<manager>".into(), method: what, message };
+                (!one_way).then_some(Err(e))
+            }
+        }
+    }
+
+    /// Logs why no frame could be read, and tells the peer where that helps it.
+    fn unreadable(&self, e: ReadError, writer: &mut FrameWriter<Stream>, peer: &str) {
+        match e {
+            ReadError::TooLarge(big) => {
+                tracing::warn!(
+                    manager = %self.address,
+                    %peer,
+                    size = big.size,
+                    limit = big.limit,
+                    "closed a connection: frame too large"
+                );
+                let _ = send_reply(writer, Err(Error::FrameTooLarge { size: big.size, limit: big.limit }));
+            }
+            ReadError::NotOpened(n) => {
+                tracing::warn!(manager = %self.address, %peer, "closed a connection: a sealed frame did not open");
+                let _ = send_reply(writer, Err(self.protocol(n)));
+            }
+            ReadError::Deadline => {
+                tracing::warn!(
+                    manager = %self.address,
+                    %peer,
+                    timeout = ?self.config.frame_timeout,
+                    "closed a connection: a frame did not arrive whole in time"
+                );
+            }
+            // The peer closed the connection, inside a frame or not.
+            ReadError::Io(_) => {}
+        }
+    }
+
     /// Logs a protocol error and sends it to the peer before the connection closes.
-    fn refuse(&self, stream: &mut Stream, wbuf: &mut Vec<u8>, peer: &str, reason: String) {
+    fn refuse(&self, writer: &mut FrameWriter<Stream>, peer: &str, reason: String) {
         tracing::warn!(manager = %self.address, %peer, reason, "closed a connection: protocol error");
-        let _ = send_reply(stream, wbuf, Err(self.protocol(reason)));
+        let _ = send_reply(writer, Err(self.protocol(reason)));
     }
 
     /// The connection closed: the objects it called are told, and when it was its client's
@@ -190,20 +277,21 @@ impl Core {
             let notify = session.touched.iter().filter_map(|id| table.get(*id).map(|(o, _)| o)).collect();
             (notify, table.disconnect(caller.client))
         };
-        for o in notify {
+        for o in &notify {
             let _ = catch_unwind(AssertUnwindSafe(|| o.connection_closed(caller)));
         }
-        drop(freed);
+        // Another connection may have freed one of them meanwhile: this may be the last reference.
+        release(&self.address, notify.into_iter().chain(freed));
     }
 }
 
-fn send_reply(stream: &mut Stream, buf: &mut Vec<u8>, r: Result<Vec<u8>>) -> io::Result<()> {
+fn send_reply(w: &mut FrameWriter<Stream>, r: Result<Vec<u8>>) -> io::Result<()> {
     let framed = match &r {
-        Ok(b) => wire::frame(&Reply::<&Error>::Ok(Bytes(b)), buf),
-        Err(e) => wire::frame(&Reply::Err(e), buf),
+        Ok(b) => w.encode(&Reply::<&Error>::Ok(Bytes(b))),
+        Err(e) => w.encode(&Reply::Err(e)),
     };
     if let Err(e) = framed {
-        wire::frame(&Reply::Err(&e), buf).map_err(|e| io::Error::other(e.to_string()))?;
+        w.encode(&Reply::Err(&e)).map_err(|e| io::Error::other(e.to_string()))?;
     }
-    stream.write_all(buf)
+    w.send()
 }

@@ -1,11 +1,13 @@
 //! Objects as the server holds them, the context of a call, and the panic boundary around the
-//! code of user types.
+//! code of user types: their methods and creators ([`guarded`]), and their `Drop` ([`release`]).
 
 use super::listen::Core;
+use crate::address::Address;
 use crate::error::{Error, Result, panic_message};
 use crate::shared::{Caller, Dispatch, Referent};
 use crate::typecheck::{ParamDesc, TypeDesc};
 use crate::wire::{self, message::NewObject};
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -114,5 +116,109 @@ pub(super) fn guarded<T>(typeid: &str, method: &str, f: impl FnOnce() -> Result<
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => Err(Error::Remote { typeid: typeid.into(), method: method.into(), message: panic_message(&*p) }),
+    }
+}
+
+thread_local! {
+    /// Objects freed while this thread releases others, waiting for their turn.
+    static RELEASING: RefCell<Option<Vec<Object>>> = const { RefCell::new(None) };
+}
+
+/// Drops objects that the table freed: each inside the panic boundary, so a referent whose
+/// `Drop` panics is logged and the others are dropped all the same; and one after the other,
+/// never inside one another. Dropping an object may free more (a dict holding the last proxy
+/// of another dict, which holds the last proxy of a third, ...): those are queued and dropped
+/// by the outermost `release` on this thread, so a chain of any length takes no more stack than
+/// one link.
+pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Object>) {
+    let mut objects = objects.into_iter().peekable();
+    if objects.peek().is_none() {
+        return;
+    }
+    let outermost = RELEASING.with(|r| {
+        let mut r = r.borrow_mut();
+        match &mut *r {
+            Some(queue) => {
+                queue.extend(objects.by_ref());
+                false
+            }
+            None => {
+                *r = Some(objects.by_ref().collect());
+                true
+            }
+        }
+    });
+    if !outermost {
+        return;
+    }
+    while let Some(object) = RELEASING.with(|r| r.borrow_mut().as_mut().and_then(Vec::pop)) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(object))) {
+            tracing::warn!(
+                manager = %manager,
+                message = %panic_message(&*p),
+                "a referent panicked while being dropped; the server goes on"
+            );
+        }
+    }
+    RELEASING.with(|r| *r.borrow_mut() = None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    static DEEPEST: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A link of a chain: dropping it frees the next one, as a dict holding the last proxy of
+    /// another does; the seventh panics.
+    struct Link {
+        n: usize,
+        next: Mutex<Option<Object>>,
+    }
+
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let depth = DEPTH.with(|d| d.get() + 1);
+            DEPTH.with(|d| d.set(depth));
+            DEEPEST.fetch_max(depth, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            let next = self.next.lock().unwrap().take();
+            release(&Address::Abstract("test".into()), next);
+            DEPTH.with(|d| d.set(depth - 1));
+            assert_ne!(self.n, 7, "link 7 panics in its Drop");
+        }
+    }
+
+    impl ServerObject for Link {
+        fn call(&self, _: &str, _: &[u8], _: &mut CallCx<'_>) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn repr(&self) -> String {
+            format!("Link({})", self.n)
+        }
+        fn encode_value(&self) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn connection_closed(&self, _: Caller) {}
+        fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+            self
+        }
+    }
+
+    #[test]
+    fn a_long_chain_is_released_iteratively_and_a_panicking_drop_stops_nothing() {
+        const N: usize = 100_000;
+        let head = (0..N).fold(None, |next: Option<Object>, n| Some(Arc::new(Link { n, next: Mutex::new(next) })));
+        release(&Address::Abstract("test".into()), head);
+        assert_eq!(DROPPED.load(Ordering::Relaxed), N, "every link was dropped, the panicking one too");
+        assert_eq!(DEEPEST.load(Ordering::Relaxed), 1, "one link at a time");
+        assert!(RELEASING.with(|r| r.borrow().is_none()), "the thread is ready for the next release");
     }
 }

@@ -9,6 +9,7 @@
 //! references are released. Tickets of another manager are pinned there, over a connection.
 
 use super::listen::Core;
+use super::object::release;
 use super::scope::current_core;
 use crate::client;
 use crate::proxy::TicketRef;
@@ -55,7 +56,10 @@ impl Pins {
             match &core {
                 Some(core) if t.address == core.address => {
                     let freed = core.table().unpin(t.ticket, to_transit);
-                    drop(freed); // outside the table's lock
+                    // Outside the table's lock, and after the object that held this value: a
+                    // chain of containers each holding the last proxy of the next is released
+                    // one link at a time (see `release`).
+                    release(&core.address, freed);
                 }
                 _ => {
                     let req = Request::Unpin { ticket: t.ticket, to_transit };

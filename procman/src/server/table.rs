@@ -177,6 +177,14 @@ impl Table {
         refs.into_iter().filter_map(|(id, n)| self.release(id, n)).collect()
     }
 
+    /// Takes every object out of the table (the server ends), for the caller to release.
+    pub(super) fn drain(&mut self) -> Vec<Object> {
+        self.clients.clear();
+        self.transit.clear();
+        self.singletons.clear();
+        self.objects.drain().map(|(_, e)| e.object).collect()
+    }
+
     /// Live objects and their counts, by id.
     pub(super) fn debug_info(&self) -> Vec<ObjectInfo> {
         let mut v: Vec<ObjectInfo> = self

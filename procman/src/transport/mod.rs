@@ -5,7 +5,8 @@
 //! - [`Stream`]: a connected byte stream (`Read + Write`), with timeouts, keepalive probing, a
 //!   check that the peer hung up, and `shutdown` to wake the threads blocked on it;
 //! - [`Listener`]: a bound socket that accepts [`Stream`]s, with [`Listener::wake`] to end a
-//!   blocked `accept` when the server stops.
+//!   blocked `accept` when the server stops;
+//! - [`Until`]: a stream whose reads and writes all end by one deadline (the handshake's).
 //!
 //! The backends, one file each, are reached only from here:
 //!
@@ -14,20 +15,22 @@
 //! | `tcp.rs` | `host:port` | no Nagle delay; keepalive probing finds a peer that vanished |
 //! | `unix.rs` | `unix:/path`, `@name` (Linux abstract) | also the socket pair that links a parent to a child it starts |
 //!
-//! A new transport (a same-host shared-memory channel; sealed TCP frames) is a new file here and
-//! one arm in each `match` below; nothing outside this module changes.
+//! A new transport (a same-host shared-memory channel) is a new file here and one arm in each
+//! `match` below; nothing outside this module changes. Sealing is not a transport's business:
+//! frames are sealed above it (`wire/sealed.rs`), on every TCP connection.
 
 mod tcp;
 mod unix;
 
 use crate::address::Address;
+use crate::wire::frames::Timed;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connected socket.
 #[derive(Debug)]
@@ -123,6 +126,11 @@ impl Stream {
         }
     }
 
+    /// True for a TCP connection (whose frames are sealed), false for a Unix socket.
+    pub(crate) fn is_tcp(&self) -> bool {
+        matches!(self.0, Backend::Tcp(_))
+    }
+
     /// The peer, for logs and errors: `ip:port`, or `local peer` for a Unix socket.
     pub(crate) fn peer(&self) -> String {
         match &self.0 {
@@ -160,6 +168,54 @@ impl Write for Stream {
             Backend::Tcp(s) => s.write(buf),
             Backend::Unix(s) => s.write(buf),
         }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Timed for Stream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Stream::set_read_timeout(self, timeout)
+    }
+}
+
+/// A stream whose reads and writes must all be done by one instant: each operation that has to
+/// wait waits only for the time left, so a peer that sends one byte now and then gains nothing.
+/// Past the deadline every operation fails with `TimedOut`.
+#[derive(Debug)]
+pub(crate) struct Until<'a> {
+    stream: &'a mut Stream,
+    deadline: Instant,
+}
+
+impl<'a> Until<'a> {
+    pub(crate) fn new(stream: &'a mut Stream, deadline: Instant) -> Self {
+        Until { stream, deadline }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "the deadline passed")),
+        }
+    }
+}
+
+impl Read for Until<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Until<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -328,6 +384,29 @@ mod tests {
             let e = Stream::connect(&address, None).unwrap_err();
             assert!(matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound), "{address}: {e:?}");
         }
+    }
+
+    #[test]
+    fn a_deadline_bounds_all_the_reads_together_not_each_one() {
+        let (mut a, b) = Stream::pair().unwrap();
+        // A peer that sends one byte every 50 ms: each read is quick, the whole never arrives.
+        let drip = std::thread::spawn(move || {
+            let mut b = b;
+            for _ in 0..40 {
+                if b.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let start = Instant::now();
+        let mut got = [0u8; 40];
+        let e = Until::new(&mut a, start + Duration::from_millis(300)).read_exact(&mut got).unwrap_err();
+        assert!(matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock), "{e:?}");
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(600), "ended after {took:?}");
+        drop(a);
+        drip.join().unwrap();
     }
 
     #[test]

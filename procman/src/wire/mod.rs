@@ -1,16 +1,31 @@
-//! Framing and messages.
+//! Framing, messages, sealing and the limits of what a peer may send.
 //!
 //! A frame is a 4-byte little-endian length followed by that many bytes of postcard. The length
 //! is checked against the connection's limit before anything is allocated, so a peer cannot make
-//! the other side reserve memory by announcing a huge frame.
+//! the other side reserve memory by announcing a huge frame. Every decode of bytes from a peer
+//! is bounded in depth, so a deeply nested value cannot overflow the decoding thread's stack.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `message.rs` | the requests and replies of the manager protocol |
+//! | `frames.rs` | [`FrameReader`](frames::FrameReader), [`FrameWriter`](frames::FrameWriter): a connection's frames, sealed or plain, with a deadline for a frame that has begun |
+//! | `sealed.rs` | AES-256-GCM sealing of frames with per-direction keys and counters |
+//! | `depth.rs` | the decoding depth limit, a wrapper around postcard's deserializer |
 
+pub(crate) mod depth;
+pub(crate) mod frames;
 pub(crate) mod message;
+pub(crate) mod sealed;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::io::{self, Read};
+
+pub use depth::DEFAULT_MAX_DECODE_DEPTH;
+pub(crate) use depth::take;
+pub(crate) use frames::fuzz_sealed_frames;
 
 /// The default largest frame a connection accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
@@ -30,8 +45,16 @@ pub(crate) fn encode_into<T: ?Sized + Serialize>(value: &T, out: &mut Vec<u8>, w
     }
 }
 
+/// Decodes a `T` from the front of `bytes`, no deeper than this thread's depth limit.
+/// Decodes a whole `T`: bytes left over are an error (another type was encoded), as for requests.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl Display) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::decode(what, e))
+    match take(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => {
+            Err(Error::decode(what, format_args!("{} bytes left over (another type was encoded)", rest.len())))
+        }
+        Err(e) => Err(Error::decode(what, e)),
+    }
 }
 
 /// Encodes `msg` as a whole frame (length prefix included) into `buf`, replacing its contents.
