@@ -24,7 +24,7 @@ impl Core {
         Some(match req {
             Request::Hello { .. } => Err(self.protocol("a second hello")),
             Request::Create { typeid, args: Bytes(args), expect } => self.create(typeid, args, expect, session),
-            Request::Call { id, method, args: Bytes(args) } => self.call(id, method, args, session),
+            Request::Call { id, method, args: Bytes(args) } => self.call(id, method, args, session, freed),
             Request::Repr { id } => self
                 .object(id)
                 .and_then(|(o, typeid)| guarded(&typeid, "repr", || Ok(o.repr())))
@@ -141,7 +141,14 @@ impl Core {
         token(id)
     }
 
-    fn call(&self, id: u64, method: &str, args: &[u8], session: &mut Session) -> Result<Vec<u8>> {
+    fn call(
+        &self,
+        id: u64,
+        method: &str,
+        args: &[u8],
+        session: &mut Session,
+        freed: &mut Vec<Object>,
+    ) -> Result<Vec<u8>> {
         let (object, typeid) = self.object(id)?;
         session.record_call(id, self);
         let caller: Caller = session.caller;
@@ -150,6 +157,9 @@ impl Core {
             let _scope = CallScope::enter(&session.serving, caller);
             guarded(&typeid, method, || object.call(method, args, &mut cx))
         };
+        // If a concurrent decref left this call the last holder, the object is released like
+        // any freed one: iteratively, inside the panic boundary, outside the table's lock.
+        freed.push(object);
         match r {
             Err(Error::NotExposed { method, .. }) => Err(Error::NotExposed { typeid: typeid.to_string(), method }),
             r => r,
