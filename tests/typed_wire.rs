@@ -192,11 +192,15 @@ fn a_queue_of_another_element_type_is_refused_at_bind_and_the_queue_is_unchanged
 #[test]
 fn a_dict_for_a_queue_is_refused_naming_a_method_the_user_knows() {
     let server = serve();
+    let reader: Reader = connect(&server);
+    reader.numbers().unwrap().put(3).unwrap();
     let client: OtherClient = connect(&server);
     let (typeid, what, _, _) = mismatch(client.numbers_as_dict());
     assert_eq!(typeid, "numbers");
     assert!(what.starts_with("method `"), "names a method of the user's type: {what}");
     assert!(!what.contains("_raw"), "{what}");
+    let numbers = reader.numbers().unwrap();
+    assert_eq!((numbers.qsize().unwrap(), numbers.get().unwrap()), (1, 3), "the queue is unchanged");
     server.shutdown().unwrap();
 }
 
