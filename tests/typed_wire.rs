@@ -99,6 +99,10 @@ impl Server {
     fn stack() -> Stack<u32> {
         Stack::default()
     }
+    #[manager(typeid = "stack_of")]
+    fn stack_of(first: u32) -> Stack<u32> {
+        Stack { items: vec![first] }
+    }
 }
 
 /// The client program declares the typeids it uses, with the types it believes in.
@@ -129,6 +133,8 @@ impl OtherClient {
     fn numbers_as_dict() -> Dict<String, u64>;
     #[manager(typeid = "jobs")]
     fn jobs_with_priority() -> Queue<added_field::Job>;
+    #[manager(typeid = "stack_of")]
+    fn stack_of_text(first: String) -> Stack<u32>;
 }
 
 /// The same program's correct declarations, to read the manager's objects afterwards.
@@ -234,6 +240,18 @@ fn a_generic_shared_type_bound_with_another_parameter_is_refused_naming_both() {
     let (typeid, _, manager, mine) = mismatch(client.stack_of_i64());
     assert_eq!((typeid.as_str(), manager.as_str(), mine.as_str()), ("stack", "u32", "i64"));
     assert_eq!(reader.stack().unwrap().len().unwrap(), 1);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_creator_declared_with_other_argument_types_is_refused_before_anything_is_created() {
+    let server = serve();
+    let before = server.number_of_objects().unwrap();
+    let client: OtherClient = connect(&server);
+    let (typeid, what, manager, mine) = mismatch(client.stack_of_text("one".into()));
+    assert_eq!((typeid.as_str(), what.as_str()), ("stack_of", "the creator's arguments"));
+    assert_eq!((manager.as_str(), mine.as_str()), ("`(u32)`", "`(String)`"));
+    assert_eq!(server.number_of_objects().unwrap(), before, "nothing was created");
     server.shutdown().unwrap();
 }
 

@@ -10,7 +10,7 @@ pub use crate::inspect::ObjectState;
 pub use crate::server::CreatorEntry;
 pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Inspect, Referent, StateInspect, StateNone, StateProbe};
-pub use crate::typecheck::{MethodDesc, ParamDesc, TypeDesc, describe};
+pub use crate::typecheck::{MethodDesc, ParamDesc, Signature, TypeDesc, describe};
 
 use crate::error::{Error, Result};
 use crate::shared::{Proxy, Shared};
@@ -123,21 +123,16 @@ where
 
 /// Creates an object of `typeid` through a manager and returns its typed proxy; the manager
 /// checks the proxy's type and the creator's `signature` first.
-pub fn create<P: Proxy>(
-    manager: &crate::BaseManager,
-    typeid: &str,
-    args: ArgsBuf,
-    signature: crate::schema::Fingerprint,
-) -> Result<P>
+pub fn create<P: Proxy>(manager: &crate::BaseManager, typeid: &str, args: ArgsBuf, signature: Signature) -> Result<P>
 where
     P::Referent: Dispatch,
 {
     crate::typecheck::create::<P>(manager, typeid, &args.into_bytes(), Some(signature))
 }
 
-/// The fingerprint of a creator's argument types.
-pub fn signature(parts: Vec<(crate::schema::Fingerprint, String)>) -> crate::schema::Fingerprint {
-    crate::schema::Fingerprint::combine(parts.into_iter().map(|(f, _)| f))
+/// A creator's argument types.
+pub fn signature(parts: Vec<(crate::schema::Fingerprint, String)>) -> Signature {
+    Signature::new(parts)
 }
 
 /// Encodes a method's return value in the server.

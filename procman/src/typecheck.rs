@@ -48,6 +48,27 @@ pub struct ParamDesc {
     pub type_name: String,
 }
 
+/// A creator's argument types: their combined fingerprint, and their Rust names for messages.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The fingerprints of the argument types, combined.
+    pub fingerprint: Fingerprint,
+    /// `(usize, Option<Duration>)`.
+    pub text: String,
+}
+
+impl Signature {
+    /// A creator's signature, from what the macros generate.
+    pub fn new(parts: Vec<(Fingerprint, String)>) -> Self {
+        let names: Vec<&str> = parts.iter().map(|(_, n)| n.as_str()).collect();
+        Signature {
+            text: format!("({})", names.join(", ")),
+            fingerprint: Fingerprint::combine(parts.iter().map(|(f, _)| *f)),
+        }
+    }
+}
+
 /// A shared type as the wire sees it.
 #[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,15 +210,16 @@ pub(crate) fn create<P: Proxy>(
     manager: &BaseManager,
     typeid: &str,
     args: &[u8],
-    signature: Option<Fingerprint>,
+    signature: Option<Signature>,
 ) -> Result<P>
 where
     P::Referent: Dispatch,
 {
     let desc = describe::<P::Referent>();
-    match manager.create_expecting(typeid, args, Some(Expect::of(&desc, signature))) {
+    let expect = Expect::of(&desc, signature.as_ref().map(|s| s.fingerprint));
+    match manager.create_expecting(typeid, args, Some(expect)) {
         Ok(base) => Ok(P::from_base(base)),
-        Err(Error::TypeMismatch { .. }) => Err(explain(manager.address(), typeid, None, &desc, signature)),
+        Err(Error::TypeMismatch { .. }) => Err(explain(manager.address(), typeid, None, &desc, signature.as_ref())),
         Err(e) => Err(e),
     }
 }
@@ -208,21 +230,21 @@ pub(crate) fn explain(
     typeid: &str,
     id: Option<u64>,
     client: &TypeDesc,
-    signature: Option<Fingerprint>,
+    signature: Option<&Signature>,
 ) -> Error {
     let req = Request::Describe { typeid, id };
     let reply = crate::client::with_conn(address, |c| c.request(&req))
-        .and_then(|bytes| wire::decode::<(TypeDesc, Option<Fingerprint>)>(&bytes, "a type description"));
+        .and_then(|bytes| wire::decode::<(TypeDesc, Option<Signature>)>(&bytes, "a type description"));
     match reply {
         Ok((manager, manager_signature)) => {
             if let (Some(mine), Some(theirs)) = (signature, manager_signature)
-                && mine != theirs
+                && mine.fingerprint != theirs.fingerprint
             {
                 return Error::TypeMismatch {
                     typeid: typeid.into(),
                     what: "the creator's arguments".into(),
-                    manager: "other argument types".into(),
-                    client: "the ones declared here".into(),
+                    manager: format!("`{}`", theirs.text),
+                    client: format!("`{}`", mine.text),
                 };
             }
             manager.adopt(&client.params).mismatch(client, typeid)
@@ -256,7 +278,7 @@ pub(crate) fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
     let client = describe::<T>();
     let req = Request::Describe { typeid: token.typeid(), id: Some(token.id()) };
     let bytes = crate::client::with_conn(token.address(), |c| c.request(&req))?;
-    let (manager, _): (TypeDesc, Option<Fingerprint>) = wire::decode(&bytes, "a type description")?;
+    let (manager, _): (TypeDesc, Option<Signature>) = wire::decode(&bytes, "a type description")?;
     if manager.fingerprint() != client.fingerprint() {
         return Err(manager.adopt(&client.params).mismatch(&client, token.typeid()));
     }

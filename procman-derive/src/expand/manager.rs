@@ -323,7 +323,7 @@ fn trampoline(creator: &Creator) -> TokenStream {
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
-        fn #signature_ident() -> ::procman::schema::Fingerprint {
+        fn #signature_ident() -> ::procman::__private::Signature {
             #signature
         }
 

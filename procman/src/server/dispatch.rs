@@ -112,7 +112,8 @@ impl Core {
         let adopted = desc.has_unknown_params().then(|| desc.adopt(expect.as_ref().map_or(&[][..], |e| &e.params)));
         let fingerprint = adopted.as_ref().unwrap_or(&desc).fingerprint();
         if let Some(expect) = &expect
-            && (expect.signature.is_some_and(|s| s != (entry.signature)()) || fingerprint != expect.fingerprint)
+            && (expect.signature.is_some_and(|s| s != (entry.signature)().fingerprint)
+                || fingerprint != expect.fingerprint)
         {
             return Err(self.type_mismatch(typeid, &desc.type_name));
         }

@@ -23,7 +23,7 @@ pub struct CreatorEntry {
     /// creator).
     pub describe: fn() -> std::sync::Arc<crate::typecheck::TypeDesc>,
     /// The fingerprint of its argument types.
-    pub signature: fn() -> crate::schema::Fingerprint,
+    pub signature: fn() -> crate::typecheck::Signature,
     /// Where it is declared.
     pub file: &'static str,
     /// Where it is declared.
