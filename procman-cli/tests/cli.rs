@@ -357,9 +357,14 @@ fn serve_listens_on_a_unix_socket_and_removes_it_when_stopped() {
     let server = Serve::start("unix", &format!("unix:{}", path.display()));
     assert_eq!(server.address, format!("unix:{}", path.display()));
     assert!(server.procman(&["ping"]).status.success());
+    let client = server.connect();
+    let queue = client.queue::<u32>(0).unwrap();
     let (status, _) = server.terminate();
     assert!(status.success());
     assert!(!path.exists(), "the socket file is removed");
+    // An idle client on a Unix socket is told why too, not just that the connection broke.
+    let e = queue.qsize().unwrap_err();
+    assert!(matches!(e, procman::Error::Shutdown { .. }), "{e:?}");
 }
 
 #[test]

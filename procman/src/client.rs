@@ -130,7 +130,16 @@ impl Conn {
 
     /// Sends a request and returns the payload of its reply.
     pub(crate) fn request(&mut self, req: &Request<'_>) -> Result<Vec<u8>> {
-        self.send(req)?;
+        if let Err(e) = self.send(req) {
+            // A stopping manager says goodbye (`Error::Shutdown`) before it closes: when the
+            // write found the connection closed, that goodbye, already here, is the better error.
+            if matches!(e, Error::ConnectionLost { .. })
+                && let Err(goodbye @ Error::Shutdown { .. }) = self.read_reply()
+            {
+                return Err(goodbye);
+            }
+            return Err(e);
+        }
         self.read_reply()
     }
 
