@@ -395,3 +395,22 @@ fn an_item_that_cannot_be_decoded_comes_back_inside_the_error() {
     }
     server.shutdown().unwrap();
 }
+
+/// A manager's snapshot names each object's Rust type with the element types it recorded, and
+/// the containers' states.
+#[test]
+fn the_snapshot_shows_element_types_and_container_states() {
+    use procman::inspect::ObjectState;
+    let server = serve();
+    let d: DictProxy<String, u64> = server.dict().unwrap();
+    d.insert("a".into(), 1).unwrap();
+    let ns = server.namespace().unwrap();
+    ns.set("x", &1u8).unwrap();
+    let snapshot = server.debug_info().unwrap();
+    let dict = snapshot.objects.iter().find(|o| o.id == d.token().id()).unwrap();
+    assert_eq!(dict.type_name, "Dict<String, u64>");
+    assert_eq!(dict.state, Some(ObjectState::Items { len: 1 }));
+    let names = snapshot.objects.iter().find(|o| o.id == ns.token().id()).unwrap();
+    assert_eq!(names.state, Some(ObjectState::Namespace { names: vec!["x".into()] }));
+    server.shutdown().unwrap();
+}

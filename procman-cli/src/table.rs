@@ -4,9 +4,9 @@
 //! manager 127.0.0.1:41234  pid 5012  up 4m05s  2 objects  2 clients
 //!
 //! OBJECTS
-//! ID  TYPEID  REFS  HELD BY             STATE
-//! 1   Queue   1     3f2a9c1e            2 items; 1 waiting in get
-//! 2   Lock    2     3f2a9c1e, 9b0c11aa  held by 9b0c11aa/4 (pid 5170) for 2.3s
+//! ID  TYPEID  TYPE         REFS  HELD BY             STATE
+//! 1   Queue   Queue<Job>   1     3f2a9c1e            2 items; 1 waiting in get
+//! 2   Lock    Lock         2     3f2a9c1e, 9b0c11aa  held by 9b0c11aa/4 (pid 5170) for 2.3s
 //! ...
 //! ```
 
@@ -30,7 +30,7 @@ pub(crate) fn render(snapshot: &Snapshot, own_pid: u32) -> String {
         count(snapshot.clients.len(), "client"),
     );
     let objects: Vec<Vec<String>> = snapshot.objects.iter().map(object_row).collect();
-    section(&mut out, "OBJECTS", &["ID", "TYPEID", "REFS", "HELD BY", "STATE"], objects);
+    section(&mut out, "OBJECTS", &["ID", "TYPEID", "TYPE", "REFS", "HELD BY", "STATE"], objects);
     let clients: Vec<Vec<String>> = snapshot.clients.iter().map(|c| client_row(c, own_pid)).collect();
     section(&mut out, "CLIENTS", &["CLIENT", "PID", "CONNECTIONS", "PEER", "OBJECTS"], clients);
     let waiting: Vec<Vec<String>> = snapshot.objects.iter().flat_map(waiting_rows).collect();
@@ -52,7 +52,8 @@ fn object_row(o: &ObjectSnapshot) -> Vec<String> {
         .map(|r| if r.refs == 1 { r.client.short() } else { format!("{}({})", r.client.short(), r.refs) })
         .collect();
     let state = o.state.as_ref().map_or_else(|| "-".to_string(), |s| s.to_string());
-    vec![o.id.to_string(), o.typeid.clone(), o.refcount.to_string(), or_dash(holders.join(", ")), state]
+    let type_name = or_dash(o.type_name.clone());
+    vec![o.id.to_string(), o.typeid.clone(), type_name, o.refcount.to_string(), or_dash(holders.join(", ")), state]
 }
 
 fn client_row(c: &ClientSnapshot, own_pid: u32) -> Vec<String> {

@@ -190,6 +190,7 @@ fn inspect_json_shows_the_queue_and_the_holder_of_a_lock_until_the_holder_is_kil
     let snapshot = server.inspect();
     let q = object(&snapshot, queue.token().id()).expect("the queue is listed");
     assert_eq!(q["typeid"], "Queue");
+    assert_eq!(q["type_name"], "Queue<u32>", "the element type the queue recorded when created");
     assert_eq!(q["state"]["Queue"]["len"], 3);
     let me = client_with_pid(&snapshot, std::process::id()).expect("this test is a client");
     assert!(me["objects"].as_array().unwrap().contains(&Value::from(queue.token().id())));

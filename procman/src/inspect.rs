@@ -148,8 +148,11 @@ pub struct ObjectSnapshot {
     pub refcount: usize,
     /// The clients holding references, by client id.
     pub holders: Vec<Reference>,
-    /// The state of a built-in synchronization type or queue; `None` for other types.
+    /// The state of a built-in type; `None` for other types.
     pub state: Option<ObjectState>,
+    /// The Rust type of the object, with the element types a generic container recorded when it
+    /// was created (`Queue<u64>`; `Queue<Opaque>` for one created untyped).
+    pub type_name: String,
 }
 
 /// The references one client holds to one object.
@@ -323,6 +326,21 @@ pub enum ObjectState {
         /// The threads waiting in `join`.
         joining: Vec<Party>,
     },
+    /// A [`Dict`](crate::sync::Dict), [`List`](crate::sync::List) or [`Array`](crate::sync::Array).
+    Items {
+        /// How many items (entries, for a dict).
+        len: usize,
+    },
+    /// A [`Namespace`](crate::sync::Namespace).
+    Namespace {
+        /// Its attribute names, sorted.
+        names: Vec<String>,
+    },
+    /// A [`Value`](crate::sync::Value).
+    Value {
+        /// The size of its encoded value.
+        bytes: usize,
+    },
 }
 
 impl ObjectState {
@@ -371,6 +389,7 @@ impl ObjectState {
             ObjectState::Queue { getting, putting, joining, .. } => {
                 vec![("get", getting), ("put", putting), ("join", joining)]
             }
+            ObjectState::Items { .. } | ObjectState::Namespace { .. } | ObjectState::Value { .. } => Vec::new(),
         }
     }
 
@@ -387,6 +406,7 @@ impl ObjectState {
             ObjectState::Queue { getting, putting, joining, .. } => {
                 getting.iter_mut().chain(putting).chain(joining).collect()
             }
+            ObjectState::Items { .. } | ObjectState::Namespace { .. } | ObjectState::Value { .. } => Vec::new(),
         }
     }
 
@@ -446,6 +466,10 @@ impl fmt::Display for ObjectState {
                     write!(f, ", {unfinished} unfinished")?;
                 }
             }
+            ObjectState::Items { len } => write!(f, "{len} item{}", if *len == 1 { "" } else { "s" })?,
+            ObjectState::Namespace { names } if names.is_empty() => f.write_str("no attributes")?,
+            ObjectState::Namespace { names } => write!(f, "attributes {}", names.join(", "))?,
+            ObjectState::Value { bytes } => write!(f, "{bytes} bytes encoded")?,
         }
         if let ObjectState::RLock { count, holder: Some(_), .. } = self {
             write!(f, ", {count} time{}", if *count == 1 { "" } else { "s" })?;

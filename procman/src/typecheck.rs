@@ -125,6 +125,17 @@ impl TypeDesc {
         })
     }
 
+    /// The type's name with its recorded parameters: `Queue<u64>` for a `Queue<Opaque>` that
+    /// recorded `u64`.
+    pub(crate) fn display_name(&self) -> String {
+        let base = generic_name(&self.type_name);
+        if self.params.is_empty() || base == self.type_name {
+            return self.type_name.clone();
+        }
+        let params: Vec<&str> = self.params.iter().map(|p| p.type_name.as_str()).collect();
+        format!("{base}<{}>", params.join(", "))
+    }
+
     /// True when some type parameter is unknown (`Opaque`): the object takes the client's.
     pub(crate) fn has_unknown_params(&self) -> bool {
         self.params.iter().any(|p| p.fingerprint == Fingerprint::UNKNOWN)

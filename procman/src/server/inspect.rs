@@ -100,7 +100,8 @@ impl Core {
                 }
                 let mut holders = holders.remove(&id).unwrap_or_default();
                 holders.sort_by_key(|r| r.client);
-                ObjectSnapshot { id, typeid: typeid.to_string(), refcount, holders, state }
+                let type_name = catch_unwind(AssertUnwindSafe(|| object.describe().display_name())).unwrap_or_default();
+                ObjectSnapshot { id, typeid: typeid.to_string(), refcount, holders, state, type_name }
             })
             .collect();
         objects.sort_by_key(|o| o.id);

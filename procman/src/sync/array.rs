@@ -88,3 +88,9 @@ impl SyncManager {
         Array { items: items.to_vec() }
     }
 }
+
+impl<T> crate::shared::Inspect for Array<T> {
+    fn state(&self) -> crate::inspect::ObjectState {
+        crate::inspect::ObjectState::Items { len: self.items.len() }
+    }
+}

@@ -178,3 +178,9 @@ impl SyncManager {
         Dict { map: items.iter().cloned().collect(), _types: PhantomData }
     }
 }
+
+impl<K, V> crate::shared::Inspect for Dict<K, V> {
+    fn state(&self) -> crate::inspect::ObjectState {
+        crate::inspect::ObjectState::Items { len: self.map.len() }
+    }
+}

@@ -235,3 +235,9 @@ impl SyncManager {
         List { items: items.to_vec(), version: 0 }
     }
 }
+
+impl<T> crate::shared::Inspect for List<T> {
+    fn state(&self) -> crate::inspect::ObjectState {
+        crate::inspect::ObjectState::Items { len: self.items.len() }
+    }
+}

@@ -155,3 +155,9 @@ impl SyncManager {
         Namespace::default()
     }
 }
+
+impl crate::shared::Inspect for Namespace {
+    fn state(&self) -> crate::inspect::ObjectState {
+        crate::inspect::ObjectState::Namespace { names: self.attributes.keys().cloned().collect() }
+    }
+}

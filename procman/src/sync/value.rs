@@ -62,3 +62,9 @@ impl SyncManager {
         self.value(value)
     }
 }
+
+impl<T> crate::shared::Inspect for Value<T> {
+    fn state(&self) -> crate::inspect::ObjectState {
+        crate::inspect::ObjectState::Value { bytes: self.value.as_bytes().len() }
+    }
+}
