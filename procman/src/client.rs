@@ -147,6 +147,18 @@ impl Conn {
     /// Reads one reply. A reply that does not open (modified or injected on the way) or does
     /// not decode is [`Error::Protocol`], and the connection is not used again.
     pub(crate) fn read_reply(&mut self) -> Result<Vec<u8>> {
+        self.read_reply_with(|payload| Ok(payload.to_vec()))
+    }
+
+    /// Sends a request and gives the payload of its reply to `f`, in place.
+    pub(crate) fn request_with<R>(&mut self, req: &Request<'_>, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        self.send(req)?;
+        self.read_reply_with(f)
+    }
+
+    /// [`read_reply`](Self::read_reply), with the payload read by `f` where it lies in the
+    /// frame: a large result is decoded without being copied out first.
+    pub(crate) fn read_reply_with<R>(&mut self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         match self.reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),
@@ -154,7 +166,7 @@ impl Conn {
             Err(e) => return Err(lost(&self.address, e)),
         }
         match wire::take::<Reply<'_>>(self.reader.body()) {
-            Ok((Reply::Ok(Bytes(b)), [])) => Ok(b.to_vec()),
+            Ok((Reply::Ok(Bytes(b)), [])) => f(b),
             Ok((Reply::Err(e), [])) => Err(e),
             Ok((_, rest)) => Err(self.protocol(format_args!("{} unexpected bytes after a reply", rest.len()))),
             Err(e) => Err(self.protocol(format_args!("undecodable reply: {e}"))),
