@@ -131,3 +131,15 @@ fn the_untyped_call_reaches_byte_methods_with_serde_types() {
     assert!(matches!(base.call_method::<_, Vec<u8>>("echo_key", &(short,)), Err(Error::Decode { .. })));
     m.shutdown().unwrap();
 }
+
+#[test]
+fn large_payloads_cross_sealed_tcp_frames_too() {
+    let m = BulkManager::new().address("127.0.0.1:0").start().unwrap();
+    let s = m.store(pattern(200 << 10), [1; 32]).unwrap();
+    for len in [0, 100, 64 << 10, (64 << 10) + 1, 1 << 20] {
+        let data = pattern(len);
+        assert_eq!(s.echo(data.clone()).unwrap(), data, "echo of {len} bytes over sealed TCP");
+    }
+    assert_eq!(s.borrowed().unwrap(), pattern(200 << 10));
+    m.shutdown().unwrap();
+}

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::transport::Stream;
 use crate::unpoison;
 use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
-use crate::wire::message::{Reply, Request};
+use crate::wire::message::{self, Reply, Request};
 use crate::wire::{self, Bytes};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -150,9 +150,20 @@ impl Conn {
         self.read_reply_with(|payload| Ok(payload.to_vec()))
     }
 
-    /// Sends a request and gives the payload of its reply to `f`, in place.
-    pub(crate) fn request_with<R>(&mut self, req: &Request<'_>, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        self.send(req)?;
+    /// Calls `method` of object `id` with the encoded `args` and gives the payload of the reply
+    /// to `f`, in place; large arguments are sent from where they lie.
+    pub(crate) fn call_with<R>(
+        &mut self,
+        id: u64,
+        method: &str,
+        args: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let size = self.writer.encode_with_tail(&message::call_head(id, method, args.len()), args.len())?;
+        if size > self.max_request {
+            return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
+        }
+        self.writer.send_with_tail(args).map_err(|e| lost(&self.address, e))?;
         self.read_reply_with(f)
     }
 

@@ -4,8 +4,8 @@ use crate::address::Address;
 use crate::client;
 use crate::error::{Error, Result};
 use crate::schema::Fingerprint;
+use crate::wire;
 use crate::wire::message::{NewObject, Request};
-use crate::wire::{self, Bytes};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -148,15 +148,13 @@ impl BaseProxy {
 
     /// Calls `method` with encoded arguments and returns the encoded result.
     pub fn call_raw(&self, method: &str, args: Vec<u8>) -> Result<Vec<u8>> {
-        let req = Request::Call { id: self.token.id, method, args: Bytes(&args) };
-        client::with_conn(&self.token.address, |c| c.request(&req))
+        self.call_with(method, &args, |bytes| Ok(bytes.to_vec()))
     }
 
     /// [`call_raw`](Self::call_raw), with the encoded result read by `f` in the reply's frame
     /// (no copy of it).
     pub(crate) fn call_with<R>(&self, method: &str, args: &[u8], f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        let req = Request::Call { id: self.token.id, method, args: Bytes(args) };
-        client::with_conn(&self.token.address, |c| c.request_with(&req, f))
+        client::with_conn(&self.token.address, |c| c.call_with(self.token.id, method, args, f))
     }
 
     /// Calls a method whose result is a new shared object and returns a proxy for it.
