@@ -13,7 +13,7 @@
 //! Options: `--quick`; `--python <script>` (Python's figures, by default
 //! `<workspace>/../shared/peers/python_managers_bench.py`); `--python-bin <interpreter>` (default
 //! `python3`); `--no-python`; `--only <group>` (one group of rows, for profiling: `call`,
-//! `manager`, `queue`, `clients`, `start`, `memory`, `shm`, `python`). Progress goes to stderr,
+//! `manager`, `queue`, `clients`, `start`, `memory`, `shm`, `bulk`, `python`). Progress goes to stderr,
 //! the results to stdout. The machine should be otherwise idle: on 2 cores, any other load
 //! shows in the round-trip figures.
 //!
@@ -86,7 +86,7 @@ impl Config {
     }
 
     /// Whether the group of rows `group` runs (`--only` runs one group: `call`, `manager`,
-    /// `queue` (the manager Queue row alone), `clients`, `start`, `memory`, `shm`; `python` runs
+    /// `queue` (the manager Queue row alone), `clients`, `start`, `memory`, `shm`, `bulk`; `python` runs
     /// Python's script alone).
     fn runs(&self, group: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == group)
@@ -119,6 +119,9 @@ fn main() {
     }
     if cfg.runs("shm") {
         rows::shm::rows(cfg.scale, &python, &mut table);
+    }
+    if cfg.runs("bulk") {
+        rows::bulk::rows(cfg.scale, &mut table);
     }
     if cfg.only.as_deref() == Some("python") {
         println!("{:#?}", python.figures());

@@ -27,6 +27,10 @@ pub(crate) enum Key {
     ShmLock,
     ArrayReadInto,
     ArrayCopyFromSlice,
+    /// A `Vec<u8>` echo of one size (its index in `rows/bulk.rs`) beside `memcpy`.
+    BulkEcho(usize),
+    /// The time of a 1 KiB echo beside an 8 B echo.
+    BulkSmall,
 }
 
 /// A measured figure, with its unit.
@@ -89,6 +93,8 @@ pub(crate) enum Bar {
     AbsRateAtLeast(f64),
     /// procman's time at most this many milliseconds.
     AbsMsAtMost(f64),
+    /// procman's bandwidth at least this many bytes per second.
+    AbsBandwidthAtLeast(f64),
 }
 
 /// A figure, or why it was not measured (`—`: the row has no such figure).
@@ -123,6 +129,7 @@ impl Row {
             Bar::RateAtLeast(x) => format!("≥ {x}x"),
             Bar::AbsRateAtLeast(v) => format!("≥ {} /s", thousands(v)),
             Bar::AbsMsAtMost(v) => format!("≤ {v} ms"),
+            Bar::AbsBandwidthAtLeast(v) => format!("≥ {} GB/s", v / 1e9),
         }
     }
 
@@ -156,7 +163,7 @@ impl Row {
                     })
                 }
             }
-            Bar::AbsRateAtLeast(v) => Some(if p >= v {
+            Bar::AbsRateAtLeast(v) | Bar::AbsBandwidthAtLeast(v) => Some(if p >= v {
                 (true, "yes".into())
             } else {
                 (false, format!("no: {:.0}% short", (1.0 - p / v) * 100.0))

@@ -41,6 +41,12 @@
 //! `procman::Encoded<T>` anywhere in an argument or result type (not `Encoded<Opaque>`) is `T`
 //! on the proxy: `&[Encoded<T>]` takes a `&[T]`, `Option<Encoded<V>>` returns an `Option<V>`.
 //!
+//! Bytes travel as one serde byte string each (one copy, not one serializer call per byte):
+//! the arguments `Vec<u8>`, `&[u8]`, `[u8; N]` (any `N`) and `Option<Vec<u8>>`, and the results
+//! `Vec<u8>`, `&[u8]`, `Option<Vec<u8>>`, `Result<Vec<u8>, E>` and `Result<Vec<u8>>`, found by
+//! their spelling (`u8` or `core::primitive::u8`; an alias keeps serde's sequence). Both sides
+//! are generated from the same signature; the fingerprints stay those of the written types.
+//!
 //! Each travelling type must be `Serialize + DeserializeOwned`. This is checked once, on the
 //! proxy method, by a bound spanned at the user's type, so a `std::fs::File` argument is one
 //! error, at `File`.

@@ -367,3 +367,81 @@ pub(crate) fn replace_params(ty: &Type, params: &BTreeSet<Ident>, with: &Type) -
     Replace { params, with }.visit_type_mut(&mut ty);
     ty
 }
+
+/// A type that travels as a serde byte string rather than serde's sequence of numbers, found
+/// by its spelling: both sides of the wire are generated from the same signature.
+#[derive(Clone)]
+pub(crate) enum ByteShape {
+    /// `Vec<u8>`, or a `&[u8]` argument or result.
+    Vec,
+    /// `Option<Vec<u8>>`.
+    OptVec,
+    /// `[u8; N]`, with its length.
+    Array(syn::Expr),
+    /// `Result<Vec<u8>, E>` (a result only), with its error type.
+    ResultVec(Type),
+}
+
+/// The byte shape of an argument's or a result's type, if it has one.
+pub(crate) fn byte_shape(ty: &Type) -> Option<ByteShape> {
+    match ungroup(ty) {
+        Type::Reference(reference) if reference.mutability.is_none() => match ungroup(&reference.elem) {
+            Type::Slice(slice) if is_u8(&slice.elem) => Some(ByteShape::Vec),
+            _ => None,
+        },
+        Type::Array(array) if is_u8(&array.elem) => Some(ByteShape::Array(array.len.clone())),
+        ty if is_byte_vec(ty) => Some(ByteShape::Vec),
+        ty => {
+            if let Some([inner]) = generic_args(ty, "Option").as_deref()
+                && is_byte_vec(inner)
+            {
+                return Some(ByteShape::OptVec);
+            }
+            match result_args(ty).as_deref() {
+                Some([ok, err]) if is_byte_vec(ok) => Some(ByteShape::ResultVec((*err).clone())),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// `Vec<u8>` (any prefix: `std::vec::Vec<u8>`).
+fn is_byte_vec(ty: &Type) -> bool {
+    matches!(generic_args(ty, "Vec").as_deref(), Some([elem]) if is_u8(elem))
+}
+
+/// `u8` (or `core::primitive::u8`, `std::primitive::u8`).
+fn is_u8(ty: &Type) -> bool {
+    let Type::Path(path) = ungroup(ty) else { return false };
+    if path.qself.is_some() {
+        return false;
+    }
+    let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let plain = path.path.segments.iter().all(|s| s.arguments.is_none());
+    plain
+        && match segments.as_slice() {
+            [u8] => u8 == "u8" && path.path.leading_colon.is_none(),
+            [krate, primitive, u8] => (krate == "core" || krate == "std") && primitive == "primitive" && u8 == "u8",
+            _ => false,
+        }
+}
+
+/// The type arguments of a path type whose last segment is `name`.
+fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
+    let Type::Path(path) = ungroup(ty) else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    args.args
+        .iter()
+        .map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect()
+}

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::transport::Stream;
 use crate::unpoison;
 use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
-use crate::wire::message::{Reply, Request};
+use crate::wire::message::{self, Reply, Request};
 use crate::wire::{self, Bytes};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -156,6 +156,29 @@ impl Conn {
     /// Reads one reply. A reply that does not open (modified or injected on the way) or does
     /// not decode is [`Error::Protocol`], and the connection is not used again.
     pub(crate) fn read_reply(&mut self) -> Result<Vec<u8>> {
+        self.read_reply_with(|payload| Ok(payload.to_vec()))
+    }
+
+    /// Calls `method` of object `id` with the encoded `args` and gives the payload of the reply
+    /// to `f`, in place; large arguments are sent from where they lie.
+    pub(crate) fn call_with<R>(
+        &mut self,
+        id: u64,
+        method: &str,
+        args: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let size = self.writer.encode_with_tail(&message::call_head(id, method, args.len()), args.len())?;
+        if size > self.max_request {
+            return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
+        }
+        self.writer.send_with_tail(args).map_err(|e| lost(&self.address, e))?;
+        self.read_reply_with(f)
+    }
+
+    /// [`read_reply`](Self::read_reply), with the payload read by `f` where it lies in the
+    /// frame: a large result is decoded without being copied out first.
+    pub(crate) fn read_reply_with<R>(&mut self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         match self.reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),
@@ -163,7 +186,7 @@ impl Conn {
             Err(e) => return Err(lost(&self.address, e)),
         }
         match wire::take::<Reply<'_>>(self.reader.body()) {
-            Ok((Reply::Ok(Bytes(b)), [])) => Ok(b.to_vec()),
+            Ok((Reply::Ok(Bytes(b)), [])) => f(b),
             Ok((Reply::Err(e), [])) => Err(e),
             Ok((_, rest)) => Err(self.protocol(format_args!("{} unexpected bytes after a reply", rest.len()))),
             Err(e) => Err(self.protocol(format_args!("undecodable reply: {e}"))),

@@ -166,6 +166,7 @@ extern crate self as procman;
 
 mod address;
 mod auth;
+mod bytes;
 mod child;
 mod client;
 mod encoded;
@@ -192,6 +193,7 @@ pub mod __private;
 pub use __private::Wire;
 pub use address::Address;
 pub use auth::{AuthKey, authkey, set_authkey};
+pub use bytes::ByteBuf;
 pub use child::{Action, Process};
 pub use encoded::{Encoded, Opaque};
 pub use entry::init;

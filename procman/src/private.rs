@@ -4,6 +4,7 @@ pub use inventory;
 pub use postcard;
 pub use serde;
 
+pub use crate::bytes::{ByteArg, ByteArray, ByteBuf};
 pub use crate::child::ChildEntry;
 pub use crate::encoded::Form;
 pub use crate::inspect::ObjectState;
@@ -97,8 +98,37 @@ where
     P::Referent: Dispatch,
 {
     crate::typecheck::verify::<P::Referent>(proxy.base())?;
-    let bytes = proxy.base().call_raw(method, args.into_bytes())?;
-    wire::decode::<R>(&bytes, format_args!("the result of `{method}`"))
+    let args = args.into_bytes();
+    proxy.base().call_with(method, &args, |bytes| wire::decode::<R>(bytes, format_args!("the result of `{method}`")))
+}
+
+/// [`call`] for a method returning `Vec<u8>` (or `&[u8]`), which the server sends as a byte
+/// string.
+pub fn call_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Vec<u8>>
+where
+    P::Referent: Dispatch,
+{
+    call::<P, ByteBuf>(proxy, method, args).map(ByteBuf::into_vec)
+}
+
+/// [`call`] for a method returning `Option<Vec<u8>>`.
+pub fn call_opt_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Option<Vec<u8>>>
+where
+    P::Referent: Dispatch,
+{
+    call::<P, Option<ByteBuf>>(proxy, method, args).map(|b| b.map(ByteBuf::into_vec))
+}
+
+/// [`call`] for a method returning `Result<Vec<u8>, E>`.
+pub fn call_result_bytes<P: Proxy, E: DeserializeOwned>(
+    proxy: &P,
+    method: &str,
+    args: ArgsBuf,
+) -> Result<std::result::Result<Vec<u8>, E>>
+where
+    P::Referent: Dispatch,
+{
+    call::<P, std::result::Result<ByteBuf, E>>(proxy, method, args).map(|r| r.map(ByteBuf::into_vec))
 }
 
 /// Calls `method` and converts its result with [`Form`] (`Encoded<T>` to `T`, ...).

@@ -4,8 +4,8 @@ use crate::address::Address;
 use crate::client;
 use crate::error::{Error, Result};
 use crate::schema::Fingerprint;
+use crate::wire;
 use crate::wire::message::{NewObject, Request};
-use crate::wire::{self, Bytes};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -102,6 +102,13 @@ impl BaseProxy {
     /// the arguments or the result do not have the types the method uses, [`Error::Remote`]
     /// when the method panicked, and [`Error::ConnectionLost`] when the manager is gone.
     ///
+    /// The arguments are encoded as they are given. A typed proxy sends a method's `Vec<u8>`,
+    /// `&[u8]`, `Option<Vec<u8>>` and `[u8; N]` arguments (and reads its `Vec<u8>`,
+    /// `Option<Vec<u8>>` and `Result<Vec<u8>, E>` results) as serde byte strings; for the first
+    /// three a `Vec<u8>` given here is the same bytes on the wire, but a `[u8; N]` argument must
+    /// be given as a byte string ([`ByteBuf`](crate::ByteBuf) of exactly `N` bytes), not as an
+    /// array, which serde writes as a tuple.
+    ///
     /// ```
     /// use procman::prelude::*;
     ///
@@ -136,14 +143,18 @@ impl BaseProxy {
     /// ```
     pub fn call_method<A: Serialize, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
         let args = wire::encode(args, format_args!("the arguments of `{method}`"))?;
-        let bytes = self.call_raw(method, args)?;
-        wire::decode(&bytes, format_args!("the result of `{method}`"))
+        self.call_with(method, &args, |bytes| wire::decode(bytes, format_args!("the result of `{method}`")))
     }
 
     /// Calls `method` with encoded arguments and returns the encoded result.
     pub fn call_raw(&self, method: &str, args: Vec<u8>) -> Result<Vec<u8>> {
-        let req = Request::Call { id: self.token.id, method, args: Bytes(&args) };
-        client::with_conn(&self.token.address, |c| c.request(&req))
+        self.call_with(method, &args, |bytes| Ok(bytes.to_vec()))
+    }
+
+    /// [`call_raw`](Self::call_raw), with the encoded result read by `f` in the reply's frame
+    /// (no copy of it).
+    pub(crate) fn call_with<R>(&self, method: &str, args: &[u8], f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        client::with_conn(&self.token.address, |c| c.call_with(self.token.id, method, args, f))
     }
 
     /// Calls a method whose result is a new shared object and returns a proxy for it.

@@ -17,6 +17,18 @@ impl Counter {
     }
 }
 
+/// The object of the bulk rows: it returns the bytes it is given.
+#[derive(Shared, Debug, Default)]
+pub(crate) struct Echo;
+
+#[shared]
+impl Echo {
+    /// The bytes `b`, back.
+    pub(crate) fn echo(&self, b: Vec<u8>) -> Vec<u8> {
+        b
+    }
+}
+
 /// The manager of the benchmark: `Counter` plus every built-in type.
 #[manager(sync)]
 pub(crate) struct BenchManager;
@@ -26,5 +38,10 @@ impl BenchManager {
     /// A new counter.
     pub(crate) fn counter(start: i64) -> Counter {
         Counter { n: start }
+    }
+
+    /// A new echo.
+    pub(crate) fn echo() -> Echo {
+        Echo
     }
 }

@@ -4,9 +4,11 @@
 //! - `manager.rs`: `manager`, `queue` and `clients`, the objects of one running manager;
 //! - `server.rs`: `start` and `memory`, the server's start-up and its memory per object;
 //! - `shm.rs`: `shm`, LocalManager's shared-memory objects beside raw atomics and `memcpy`;
+//! - `bulk.rs`: `bulk`, a `Vec<u8>` echo of 8 B to 8 MiB beside `memcpy` of the same size;
 //! - `bench_manager.rs`: the manager they measure and the `Counter` it serves.
 
 mod bench_manager;
+pub(crate) mod bulk;
 pub(crate) mod call;
 pub(crate) mod manager;
 pub(crate) mod server;

@@ -228,13 +228,17 @@ pub(super) fn decode_args(args: &[Arg], reader: &Ident) -> (Vec<TokenStream>, Ve
         let value = hidden_ident(&format!("__a{i}"));
         let decoded = decoded_type(arg);
         let reader = ident_at(reader, arg.ty.span());
-        decode.push(quote_spanned! {user_span(arg.ty.span())=>
+        if let Some(read) = byte_arg(&arg.ty).map(|shape| read_bytes(&shape, &reader)) {
+            decode.push(quote!(let #value = #read;));
+        } else {
+            decode.push(quote_spanned! {user_span(arg.ty.span())=>
             let #value = {
                 #[allow(unused_imports)]
                 use ::procman::__private::{DecodeArg as _, DecodeArgNotDeserialize as _, DecodeArgUnchecked as _};
                 (&&::procman::__private::Probe::<#decoded>::new()).procman_next(&mut #reader)
             }?;
-        });
+            });
+        }
         pass.push(match kind(arg) {
             ArgKind::Str | ArgKind::Ref(_) => quote!(&#value),
             ArgKind::Slice(_) => quote!(&#value[..]),
@@ -242,6 +246,38 @@ pub(super) fn decode_args(args: &[Arg], reader: &Ident) -> (Vec<TokenStream>, Ve
         });
     }
     (decode, pass)
+}
+
+/// The byte shape of an argument: `Vec<u8>`, `&[u8]`, `[u8; N]`, `Option<Vec<u8>>`.
+fn byte_arg(ty: &Type) -> Option<ty::ByteShape> {
+    ty::byte_shape(ty).filter(|shape| !matches!(shape, ty::ByteShape::ResultVec(_)))
+}
+
+/// Reads an argument of byte shape `shape` from `reader`, as the type the method takes (a
+/// `&[u8]` is read as the `Vec<u8>` it borrows from).
+fn read_bytes(shape: &ty::ByteShape, reader: &Ident) -> TokenStream {
+    let private = quote!(::procman::__private);
+    match shape {
+        ty::ByteShape::Vec | ty::ByteShape::ResultVec(_) => {
+            quote!(#reader.next_arg::<#private::ByteBuf>()?.into_vec())
+        }
+        ty::ByteShape::OptVec => quote! {
+            #reader.next_arg::<::core::option::Option<#private::ByteBuf>>()?.map(#private::ByteBuf::into_vec)
+        },
+        ty::ByteShape::Array(len) => quote!(#reader.next_arg::<#private::ByteArray<{ #len }>>()?.0),
+    }
+}
+
+/// Pushes `value`, an argument of byte shape `shape` (a place expression of the argument's
+/// type), as a byte string.
+fn push_bytes(shape: &ty::ByteShape, buf: &Ident, value: &Ident) -> TokenStream {
+    let private = quote!(::procman::__private);
+    match shape {
+        ty::ByteShape::OptVec => quote! {
+            #buf.push(&::core::option::Option::as_deref(&#value).map(#private::ByteArg))?;
+        },
+        _ => quote!(#buf.push(&#private::ByteArg(&#value[..]))?;),
+    }
 }
 
 /// The proxy side of each argument: the parameter, the push into the buffer, and the bound
@@ -274,6 +310,12 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
             ArgKind::Slice(elem) | ArgKind::Ref(elem) => Some(elem),
             ArgKind::Owned => Some(&arg.ty),
         };
+        if let Some(shape) = byte_arg(&arg.ty) {
+            // Sent as one byte string: the type is concrete, nothing to check.
+            out.params.push(quote!(#name: #ty));
+            out.pushes.push(push_bytes(&shape, &ident_at(buf, span), name));
+            continue;
+        }
         if let Some(elem) = elem.filter(|elem| ty::mentions_encoded(elem)) {
             // `Encoded<X>` in the server's signature: the proxy takes an `X` and encodes it.
             let form = ty::replace_self(elem, self_ty);
@@ -442,6 +484,19 @@ fn dispatch_arm(method: &Method) -> TokenStream {
 fn encode(ty: &Type, value: &Ident) -> TokenStream {
     let span = user_span(ty.span());
     let value = ident_at(value, span);
+    if let Some(shape) = ty::byte_shape(ty).filter(|shape| !matches!(shape, ty::ByteShape::Array(_))) {
+        // Sent as one byte string; the proxy reads it back with `ByteBuf`.
+        let private = quote!(::procman::__private);
+        return match shape {
+            ty::ByteShape::OptVec => {
+                quote!(#private::ret(&::core::option::Option::as_deref(&#value).map(#private::ByteArg)))
+            }
+            ty::ByteShape::ResultVec(_) => quote! {
+                #private::ret(&::core::result::Result::as_ref(&#value).map(|__v| #private::ByteArg(&__v[..])))
+            },
+            _ => quote!(#private::ret(&#private::ByteArg(&#value[..]))),
+        };
+    }
     let (encoded, value) = match ty::ungroup(ty) {
         Type::Reference(reference) => {
             let elem = ty::ungroup(&reference.elem);
@@ -550,7 +605,17 @@ fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> To
                 let schema = bound(&owned, ok, quote!(::procman::Schema));
                 quote!(#deserialize, #schema)
             });
-            let call = quote!(::procman::__private::call::<Self, #owned>);
+            let private = quote!(::procman::__private);
+            // A byte result comes back as one byte string (see `encode`).
+            let call = match ty::byte_shape(ok).filter(|shape| !matches!(shape, ty::ByteShape::Array(_))) {
+                Some(ty::ByteShape::OptVec) => quote!(#private::call_opt_bytes::<Self>),
+                Some(ty::ByteShape::ResultVec(err)) => {
+                    let err = ty::replace_self(&err, self_ty);
+                    quote!(#private::call_result_bytes::<Self, #err>)
+                }
+                Some(_) => quote!(#private::call_bytes::<Self>),
+                None => quote!(#private::call::<Self, #owned>),
+            };
             (owned.into_token_stream(), call)
         }
     };

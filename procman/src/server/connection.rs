@@ -12,10 +12,10 @@ use crate::auth;
 use crate::error::{Error, Result, panic_message};
 use crate::shared::Caller;
 use crate::transport::{Stream, Until};
+use crate::wire;
 use crate::wire::depth::ThreadLimit;
 use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
 use crate::wire::message::{self, Reply, Request};
-use crate::wire::{self, Bytes};
 use std::collections::HashSet;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -285,9 +285,13 @@ impl Core {
     }
 }
 
+/// Sends a reply; a payload is sent from where it lies (see [`FrameWriter::send_with_tail`]).
 fn send_reply(w: &mut FrameWriter<Stream>, r: Result<Vec<u8>>) -> io::Result<()> {
     let framed = match &r {
-        Ok(b) => w.encode(&Reply::<&Error>::Ok(Bytes(b))),
+        Ok(b) => match w.encode_with_tail(&message::ok_head(b.len()), b.len()) {
+            Ok(_) => return w.send_with_tail(b),
+            Err(e) => Err(e),
+        },
         Err(e) => w.encode(&Reply::Err(e)),
     };
     if let Err(e) = framed {

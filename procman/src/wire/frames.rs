@@ -6,10 +6,17 @@
 //! that frame): a peer that sends one byte now and then cannot hold a connection thread by
 //! keeping a frame open. The deadline costs nothing on the fast path: the socket's timeout is
 //! changed only when a frame is not already whole in the read buffer.
+//!
+//! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied four
+//! times in user space: into the encoded arguments (`ArgsBuf`), out of the server's frame into
+//! the `Vec` the method takes, into the encoded result, and out of the client's frame into the
+//! `Vec` the caller gets. The encoded arguments and result are written to the socket from where
+//! they lie ([`FrameWriter::send_with_tail`]) and the result is decoded in the reply's frame.
+//! A sealed session copies each of them into the frame buffer as well, to seal the frame whole.
 
 use super::sealed::{NotOpened, Opener, Sealer, TAG};
 use super::{FrameTooLarge, frame};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -218,6 +225,25 @@ impl<S: Write> FrameWriter<S> {
         Ok(self.buf.len() - 4)
     }
 
+    /// Encodes a frame whose message is `head` followed by `tail_len` bytes that
+    /// [`send_with_tail`](Self::send_with_tail) sends: `head` is the message's encoding up to a
+    /// byte string that ends it, its length included. Returns the size of the frame's body.
+    pub(crate) fn encode_with_tail<T: ?Sized + Serialize>(&mut self, head: &T, tail_len: usize) -> Result<usize> {
+        frame_with_tail(head, tail_len, &mut self.buf)?;
+        Ok(self.buf.len() - 4 + tail_len)
+    }
+
+    /// Sends the frame [`encode_with_tail`](Self::encode_with_tail) made, ending with `tail`. A
+    /// large tail on a plain session is written from where it lies (one vectored write), not
+    /// copied into the frame buffer; a sealed frame is sealed whole, so its tail is copied.
+    pub(crate) fn send_with_tail(&mut self, tail: &[u8]) -> io::Result<()> {
+        if self.seal.is_some() || tail.len() < VECTORED_TAIL {
+            self.buf.extend_from_slice(tail);
+            return self.send();
+        }
+        write_all_two(&mut self.inner, &self.buf, tail)
+    }
+
     /// Seals (if the session is sealed) and sends the frame [`encode`](Self::encode) made.
     pub(crate) fn send(&mut self) -> io::Result<()> {
         if let Some(seal) = &mut self.seal {
@@ -252,6 +278,38 @@ impl<S: Write> FrameWriter<S> {
         }
         self.inner.write_all(bytes)
     }
+}
+
+/// The smallest tail [`FrameWriter::send_with_tail`] sends without copying it: below it, a
+/// copy costs less than a vectored write.
+const VECTORED_TAIL: usize = 64 * 1024;
+
+/// Like [`frame`], for a message that is `head` and then `tail_len` more bytes.
+fn frame_with_tail<T: ?Sized + Serialize>(head: &T, tail_len: usize, buf: &mut Vec<u8>) -> Result<()> {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+    super::encode_into(head, buf, "a message")?;
+    let size = (buf.len() - 4) as u64 + tail_len as u64;
+    let len = u32::try_from(size).map_err(|_| Error::FrameTooLarge { size, limit: u32::MAX as u64 })?;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Writes `a` then `b`, with vectored writes while `a` lasts.
+fn write_all_two(w: &mut impl Write, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() {
+        match w.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write a whole frame")),
+            Ok(n) if n >= a.len() => {
+                b = &b[n - a.len()..];
+                a = &[];
+            }
+            Ok(n) => a = &a[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    w.write_all(b)
 }
 
 /// The fuzz target `sealed_frames`: `data` read as a sealed stream (each frame that opens is
@@ -370,6 +428,53 @@ mod tests {
         }
         for input in inputs {
             fuzz_sealed_frames(&input);
+        }
+    }
+
+    /// A writer that takes at most `max` bytes a call, as a socket may.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.max);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            let mut left = self.max;
+            for b in bufs {
+                let n = b.len().min(left);
+                self.out.extend_from_slice(&b[..n]);
+                left -= n;
+            }
+            Ok(self.max - left)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_frame_with_a_tail_is_the_frame_of_the_whole_message() {
+        use crate::wire::Bytes;
+        for (len, max) in [(0, 7), (10, 3), (VECTORED_TAIL, 1000), (VECTORED_TAIL + 5, 3), (3 << 20, 1 << 20)] {
+            let tail: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut whole = Vec::new();
+            frame(&("head", Bytes(&tail)), &mut whole).unwrap();
+            for sealed in [false, true] {
+                let seal = sealed.then(|| keys().client().1);
+                let mut w = FrameWriter::new(Trickle { out: Vec::new(), max }, seal);
+                let size = w.encode_with_tail(&("head", tail.len()), tail.len()).unwrap();
+                assert_eq!(size, whole.len() - 4);
+                w.send_with_tail(&tail).unwrap();
+                let open = sealed.then(|| keys().server().0);
+                let mut r = FrameReader::new(&w.inner.out[..], open, 4 << 20);
+                assert!(r.read(None).unwrap(), "{len} bytes, sealed: {sealed}");
+                assert_eq!(r.body(), &whole[4..], "{len} bytes, sealed: {sealed}");
+            }
         }
     }
 

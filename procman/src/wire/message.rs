@@ -103,6 +103,18 @@ pub(crate) enum Reply<'a, E = Error> {
     Err(E),
 }
 
+/// The encoding of `Request::Call { id, method, args }` up to the bytes of `args` (their
+/// length included): a large call's arguments are sent from where they lie.
+pub(crate) fn call_head(id: u64, method: &str, args_len: usize) -> impl Serialize + '_ {
+    // postcard writes a variant as its index, a varint; `Call` is the third.
+    (2u32, id, method, args_len)
+}
+
+/// The encoding of `Reply::Ok(Bytes(payload))` up to the bytes of `payload`.
+pub(crate) fn ok_head(payload_len: usize) -> impl Serialize {
+    (0u32, payload_len)
+}
+
 /// What the server returns for a created object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct NewObject {
@@ -137,6 +149,21 @@ mod tests {
         assert_eq!(hello(&before), Some(Hello { client: 7, pid: None }));
         assert_eq!(hello(&postcard::to_stdvec(&Request::Ping).unwrap()), None);
         assert_eq!(hello(b"garbage that is no hello"), None);
+    }
+
+    #[test]
+    fn the_heads_of_calls_and_replies_are_their_encodings_without_the_bytes() {
+        for len in [0usize, 1, 127, 128, 70_000, 3 << 20] {
+            let bytes = vec![9u8; len];
+            let call = postcard::to_stdvec(&Request::Call { id: u64::MAX - 3, method: "echo", args: Bytes(&bytes) });
+            let mut head = postcard::to_stdvec(&call_head(u64::MAX - 3, "echo", len)).unwrap();
+            head.extend_from_slice(&bytes);
+            assert_eq!(call.unwrap(), head);
+            let reply = postcard::to_stdvec(&Reply::<Error>::Ok(Bytes(&bytes))).unwrap();
+            let mut head = postcard::to_stdvec(&ok_head(len)).unwrap();
+            head.extend_from_slice(&bytes);
+            assert_eq!(reply, head);
+        }
     }
 
     #[test]
