@@ -131,16 +131,20 @@ impl Conn {
     /// Sends a request and returns the payload of its reply.
     pub(crate) fn request(&mut self, req: &Request<'_>) -> Result<Vec<u8>> {
         if let Err(e) = self.send(req) {
-            // A stopping manager says goodbye (`Error::Shutdown`) before it closes: when the
-            // write found the connection closed, that goodbye, already here, is the better error.
-            if matches!(e, Error::ConnectionLost { .. })
-                && let Err(goodbye @ Error::Shutdown { .. }) = self.read_reply()
-            {
-                return Err(goodbye);
-            }
-            return Err(e);
+            return Err(self.goodbye_or(e));
         }
         self.read_reply()
+    }
+
+    /// A stopping manager says goodbye (`Error::Shutdown`) before it closes: when a write found
+    /// the connection closed, that goodbye, already here, is the better error.
+    fn goodbye_or(&mut self, e: Error) -> Error {
+        if matches!(e, Error::ConnectionLost { .. })
+            && let Err(goodbye @ Error::Shutdown { .. }) = self.read_reply()
+        {
+            return goodbye;
+        }
+        e
     }
 
     pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
@@ -172,7 +176,10 @@ impl Conn {
         if size > self.max_request {
             return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
         }
-        self.writer.send_with_tail(args).map_err(|e| lost(&self.address, e))?;
+        if let Err(e) = self.writer.send_with_tail(args) {
+            let e = lost(&self.address, e);
+            return Err(self.goodbye_or(e));
+        }
         self.read_reply_with(f)
     }
 
