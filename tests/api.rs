@@ -9,18 +9,8 @@ use std::time::{Duration, Instant};
 
 procman::child_entry_point!();
 
-#[derive(Shared, Debug, Default)]
-pub struct Counter {
-    n: i64,
-}
-
-#[shared]
-impl Counter {
-    pub fn incr(&mut self, by: i64) -> i64 {
-        self.n += by;
-        self.n
-    }
-}
+mod support;
+use support::Counter;
 
 #[manager]
 pub struct ApiManager;

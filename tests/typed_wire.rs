@@ -291,7 +291,7 @@ fn receive_as_strings(carrier: QueueProxy<BaseProxy>) -> String {
 
 #[test]
 fn a_proxy_sent_to_a_child_process_through_a_queue_is_checked_there() {
-    let server = SyncManagerLike::start();
+    let server = procman::sync::SyncManager::new().start().expect("the manager starts");
     let numbers = server.queue::<u64>(0).unwrap();
     numbers.put(42).unwrap();
     let carrier = server.queue::<BaseProxy>(0).unwrap();
@@ -300,15 +300,6 @@ fn a_proxy_sent_to_a_child_process_through_a_queue_is_checked_there() {
     let message = child.join().unwrap();
     assert!(message.contains("type mismatch") && message.contains("u64"), "{message}");
     assert_eq!(numbers.get().unwrap(), 42, "the child took nothing");
-}
-
-/// A started (child-process) manager of the built-in types.
-struct SyncManagerLike;
-
-impl SyncManagerLike {
-    fn start() -> procman::sync::SyncManager {
-        procman::sync::SyncManager::new().start().expect("the manager starts")
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, Schema)]

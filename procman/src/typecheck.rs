@@ -243,10 +243,7 @@ pub(crate) fn explain(
     client: &TypeDesc,
     signature: Option<&Signature>,
 ) -> Error {
-    let req = Request::Describe { typeid, id };
-    let reply = crate::client::with_conn(address, |c| c.request(&req))
-        .and_then(|bytes| wire::decode::<(TypeDesc, Option<Signature>)>(&bytes, "a type description"));
-    match reply {
+    match remote_description(address, typeid, id) {
         Ok((manager, manager_signature)) => {
             if let (Some(mine), Some(theirs)) = (signature, manager_signature)
                 && mine.fingerprint != theirs.fingerprint
@@ -262,6 +259,14 @@ pub(crate) fn explain(
         }
         Err(e) => e,
     }
+}
+
+/// The manager's description of object `id`, or of what the creator of `typeid` makes (with the
+/// creator's signature).
+fn remote_description(address: &Address, typeid: &str, id: Option<u64>) -> Result<(TypeDesc, Option<Signature>)> {
+    let req = Request::Describe { typeid, id };
+    let bytes = crate::client::with_conn(address, |c| c.request(&req))?;
+    wire::decode(&bytes, "a type description")
 }
 
 /// Checks a proxy returned by a `#[shared(proxy)]` method against the type `Q` it is used as.
@@ -287,9 +292,7 @@ pub(crate) fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
     }
     let token = base.token();
     let client = describe::<T>();
-    let req = Request::Describe { typeid: token.typeid(), id: Some(token.id()) };
-    let bytes = crate::client::with_conn(token.address(), |c| c.request(&req))?;
-    let (manager, _): (TypeDesc, Option<Signature>) = wire::decode(&bytes, "a type description")?;
+    let (manager, _) = remote_description(token.address(), token.typeid(), Some(token.id()))?;
     if manager.fingerprint() != client.fingerprint() {
         return Err(manager.adopt(&client.params).mismatch(&client, token.typeid()));
     }

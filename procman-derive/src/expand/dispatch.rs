@@ -135,10 +135,7 @@ fn method_desc(method: &Method, params: &BTreeSet<Ident>) -> TokenStream {
     let ret = match ret.ok_type() {
         None => quote!(::procman::__private::fingerprint::<()>()),
         Some(ok) if method.attrs.proxy.is_some() => quote!(::procman::__private::proxy_fingerprint::<#ok>()),
-        Some(ok) => match &ret {
-            Ret::Value(_) => fingerprint(&ty::owned(ok), params),
-            _ => fingerprint(&ty::owned(ok), params),
-        },
+        Some(ok) => fingerprint(&ty::owned(ok), params),
     };
     quote! {
         #(#cfgs)*
