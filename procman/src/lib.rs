@@ -203,6 +203,7 @@ pub use manager::{BaseManager, BoundServer, Manager, ManagerBuilder, NoManager, 
 pub use proxy::{BaseProxy, Token};
 pub use server::CreatorEntry;
 pub use shared::{Caller, Proxy, Shared};
+pub use transport::Transport;
 pub use wire::{DEFAULT_MAX_DECODE_DEPTH, DEFAULT_MAX_FRAME_SIZE};
 
 pub use procman_derive::{Schema, Shared, main, manager, shared};

@@ -1,6 +1,7 @@
 //! Managers: the handle to a server ([`BaseManager`]) and the builder that starts, binds or
 //! connects one ([`ManagerBuilder`]).
 
+use crate::transport::Transport;
 use crate::address::Address;
 use crate::auth::{self, AuthKey};
 use crate::child::{self, ChildProcess};
@@ -143,6 +144,7 @@ pub struct ManagerBuilder<M> {
     max_decode_depth: usize,
     frame_timeout: Duration,
     unsealed_tcp: bool,
+    transport: Transport,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -179,6 +181,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_decode_depth: wire::DEFAULT_MAX_DECODE_DEPTH,
             frame_timeout: Duration::from_secs(60),
             unsealed_tcp: false,
+            transport: Transport::SharedMemory,
             _manager: PhantomData,
         }
     }
@@ -339,6 +342,30 @@ impl<M: Manager> ManagerBuilder<M> {
         self
     }
 
+    /// How clients on the same host talk to this manager after the handshake (default
+    /// [`Transport::SharedMemory`]: a shared-memory channel per connection, several times faster
+    /// than the socket). [`Transport::Socket`] keeps every frame on the socket, as a TCP
+    /// connection does; the environment variable `PROCMAN_TRANSPORT=socket` does the same for
+    /// every manager and client of a process, for debugging. TCP connections always use the
+    /// socket.
+    ///
+    /// ```
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// # fn main() -> procman::Result<()> {
+    /// use procman::Transport;
+    /// let m = AppManager::new().transport(Transport::Socket).serve_in_background()?;
+    /// m.shutdown()
+    /// # }
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// For measurement only: TCP connections to this manager carry plain frames instead of
     /// sealed ones (the figure beside which the benchmark shows what sealing costs). Both sides
     /// must ask for it: the manager's builder and the builder of each process that connects;
@@ -378,6 +405,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_decode_depth: self.max_decode_depth,
             frame_timeout: self.frame_timeout,
             allow_unsealed_tcp: self.unsealed_tcp,
+            shared_memory: self.transport == Transport::SharedMemory,
         })
     }
 

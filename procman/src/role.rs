@@ -69,6 +69,8 @@ pub(crate) struct ServerConfig {
     pub(crate) frame_timeout: Duration,
     /// TCP clients may ask for plain frames (`unsealed_tcp_for_measurement`).
     pub(crate) allow_unsealed_tcp: bool,
+    /// Same-host clients may move their frames to a shared-memory channel (`Transport`).
+    pub(crate) shared_memory: bool,
 }
 
 /// The parent's instructions.

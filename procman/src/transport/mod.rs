@@ -19,8 +19,25 @@
 //! `match` below; nothing outside this module changes. Sealing is not a transport's business:
 //! frames are sealed above it (`wire/sealed.rs`), on every TCP connection.
 
+mod shm;
 mod tcp;
 mod unix;
+
+/// How a manager's clients on the same host talk to it once they are authenticated (see
+/// [`ManagerBuilder::transport`](crate::ManagerBuilder::transport)).
+///
+/// Whatever the choice, the handshake runs on the connection's socket, and TCP connections
+/// keep all their (sealed) frames there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A shared-memory channel per connection, with the socket as its doorbell and liveness
+    /// signal (the default): see the crate docs, "The same-host fast path".
+    #[default]
+    SharedMemory,
+    /// Every frame on the socket.
+    Socket,
+}
 
 use crate::address::Address;
 use crate::wire::frames::Timed;
