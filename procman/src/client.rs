@@ -125,7 +125,67 @@ impl Conn {
         // large fails here, before it is sent, and the connection stays usable.
         let limit = conn.request(&Request::Hello { client, pid: std::process::id() })?;
         conn.max_request = wire::decode::<u64>(&limit, "the manager's frame limit").map_or(usize::MAX, |l| l as usize);
+        if !conn.writer.get_ref().is_tcp() && crate::transport::shared_memory_enabled() {
+            conn.writer.get_ref().set_read_timeout(Some(handshake_timeout)).map_err(|e| Error::io("setting a socket timeout", e))?;
+            conn.open_channel()?;
+        }
         Ok(conn)
+    }
+
+    /// Asks the manager (on the same host) to move this connection's frames to a shared-memory
+    /// channel, and moves them when it agrees (see `transport/shm.rs`). The reply is read here,
+    /// not by the frame reader, because the channel's memfd travels beside it.
+    fn open_channel(&mut self) -> Result<()> {
+        self.send(&Request::Channel)?;
+        if self.reader.buffered() != 0 {
+            return Err(self.protocol("bytes after the hello's reply"));
+        }
+        let socket = self.writer.get_ref();
+        let lost = |e: std::io::Error| lost(&self.address, e);
+        // The reply is a few bytes, sent in one piece with the descriptor on its first byte.
+        let mut frame = vec![0u8; 64];
+        let (mut got, fd) = socket.recv_with_fd(&mut frame).map_err(lost)?;
+        if got == 0 {
+            return Err(lost(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before its reply")));
+        }
+        let read_up_to = |want: usize, got: &mut usize, frame: &mut Vec<u8>| -> Result<()> {
+            if want > frame.len() {
+                frame.resize(want, 0);
+            }
+            while *got < want {
+                match socket.recv_with_fd(&mut frame[*got..want]) {
+                    Ok((0, _)) => return Err(lost(std::io::ErrorKind::UnexpectedEof.into())),
+                    Ok((n, _)) => *got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(lost(e)),
+                }
+            }
+            Ok(())
+        };
+        read_up_to(4, &mut got, &mut frame)?;
+        let len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+        if len > 1024 {
+            return Err(self.protocol(format_args!("a channel offer of {len} bytes")));
+        }
+        read_up_to(4 + len, &mut got, &mut frame)?;
+        if got != 4 + len {
+            return Err(self.protocol("bytes after the channel offer"));
+        }
+        let ring = match wire::take::<Reply<'_>>(&frame[4..got]) {
+            Ok((Reply::Ok(Bytes(b)), [])) => wire::decode::<Option<u64>>(b, "a channel offer")?,
+            Ok((Reply::Err(e), [])) => return Err(e),
+            _ => return Err(self.protocol("an undecodable channel offer")),
+        };
+        let Some(ring) = ring else {
+            socket.set_read_timeout(None).map_err(|e| Error::io("setting a socket timeout", e))?;
+            return Ok(());
+        };
+        let Some(fd) = fd else { return Err(self.protocol("a channel offer without its memfd")) };
+        let _ = socket.set_read_timeout(None);
+        let channel = socket.accept_channel(fd, ring).map_err(|e| self.protocol(format_args!("its channel: {e}")))?;
+        self.reader = FrameReader::new(channel.try_clone().map_err(lost)?, None, MAX_REPLY);
+        self.writer = FrameWriter::new(channel, None);
+        Ok(())
     }
 
     /// Sends a request and returns the payload of its reply.

@@ -638,6 +638,12 @@ pub mod fuzzing {
     pub fn sealed_frames(data: &[u8]) {
         wire::fuzz_sealed_frames(data);
     }
+
+    /// What a hostile peer leaves in a shared-memory channel, as the server reads it: errors
+    /// or frames from inside the ring, never a read outside it.
+    pub fn channel(data: &[u8]) {
+        crate::transport::fuzz_channel(data);
+    }
 }
 
 #[cfg(test)]

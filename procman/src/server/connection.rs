@@ -171,6 +171,15 @@ impl Core {
                     break;
                 }
             };
+            if matches!(req, Request::Channel) && !reader.get_ref().is_shared_memory() {
+                match self.open_channel(&mut reader, &mut writer, session, peer) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::debug!(manager = %self.address, %peer, error = %e, "closed a connection: its channel failed");
+                        break;
+                    }
+                }
+            }
             let shutdown = matches!(req, Request::Shutdown);
             let reply = match self.handle_guarded(req, session, &mut freed, peer) {
                 // A call cut short by the server stopping (its caller looked gone) says so.
@@ -189,6 +198,41 @@ impl Core {
                 break;
             }
         }
+    }
+
+    /// Answers a client's request for a shared-memory channel: when this manager offers them
+    /// (see [`Transport`](crate::Transport)) and the connection is a plain Unix socket with no
+    /// frame read ahead, the reply carries the channel's memfd and both sides move to it;
+    /// otherwise the reply says no and the frames stay on the socket. Fails only when a reply
+    /// could not be sent.
+    fn open_channel(
+        &self,
+        reader: &mut FrameReader<Stream>,
+        writer: &mut FrameWriter<Stream>,
+        session: &Session,
+        peer: &str,
+    ) -> io::Result<()> {
+        let socket = &session.serving.connection;
+        let offer = if self.config.shared_memory && crate::transport::shared_memory_enabled() && reader.buffered() == 0 {
+            socket.offer_channel().unwrap_or_else(|e| {
+                tracing::debug!(manager = %self.address, %peer, error = %e, "no shared-memory channel: the frames stay on the socket");
+                None
+            })
+        } else {
+            None
+        };
+        let Some((channel, fd, ring)) = offer else {
+            let no = wire::encode(&None::<u64>, "a channel offer").map_err(|e| io::Error::other(e.to_string()))?;
+            return send_reply(writer, Ok(no));
+        };
+        let mut frame = Vec::new();
+        let offer = wire::encode(&Some(ring), "a channel offer").map_err(|e| io::Error::other(e.to_string()))?;
+        wire::frame(&Reply::<Error>::Ok(wire::Bytes(&offer)), &mut frame).map_err(|e| io::Error::other(e.to_string()))?;
+        socket.send_with_fd(&frame, std::os::fd::AsFd::as_fd(&fd))?;
+        let limit = self.config.max_frame_size;
+        *reader = FrameReader::new(channel.try_clone()?, None, limit).with_frame_timeout(self.config.frame_timeout);
+        *writer = FrameWriter::new(channel, None);
+        Ok(())
     }
 
     /// Tells the client that the server shut down ([`Error::Shutdown`], the reply to its call in

@@ -62,6 +62,9 @@ impl Core {
             Request::Shutdown | Request::Ping => Ok(Vec::new()),
             Request::Describe { typeid, id } => self.describe(typeid, id),
             Request::Inspect => wire::encode(&self.snapshot(), "a snapshot"),
+            // Asked again on a connection that has its channel (the connection loop answers the
+            // first request itself): the frames stay where they are.
+            Request::Channel => wire::encode(&None::<u64>, "a channel offer"),
         })
     }
 

@@ -43,11 +43,14 @@ use crate::address::Address;
 use crate::wire::frames::Timed;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use std::sync::Arc;
+use shm::Channel;
+pub(crate) use shm::{enabled as shared_memory_enabled, fuzz_channel};
 
 /// A connected socket.
 #[derive(Debug)]
@@ -57,6 +60,9 @@ pub(crate) struct Stream(Backend);
 enum Backend {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// A Unix connection whose frames moved to shared memory (`shm.rs`); its socket stays
+    /// inside, as doorbell and liveness signal.
+    Shm(Arc<Channel>),
 }
 
 impl Stream {
@@ -97,6 +103,7 @@ impl Stream {
         let backend = match &self.0 {
             Backend::Tcp(s) => Backend::Tcp(s.try_clone()?),
             Backend::Unix(s) => Backend::Unix(s.try_clone()?),
+            Backend::Shm(c) => Backend::Shm(c.clone()),
         };
         Ok(Stream(backend))
     }
@@ -105,6 +112,10 @@ impl Stream {
         match &self.0 {
             Backend::Tcp(s) => s.set_read_timeout(t),
             Backend::Unix(s) => s.set_read_timeout(t),
+            Backend::Shm(c) => {
+                c.set_read_timeout(t);
+                Ok(())
+            }
         }
     }
 
@@ -112,6 +123,10 @@ impl Stream {
         match &self.0 {
             Backend::Tcp(s) => s.set_write_timeout(t),
             Backend::Unix(s) => s.set_write_timeout(t),
+            Backend::Shm(c) => {
+                c.set_write_timeout(t);
+                Ok(())
+            }
         }
     }
 
@@ -120,6 +135,7 @@ impl Stream {
         let _ = match &self.0 {
             Backend::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Backend::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Backend::Shm(c) => c.socket().shutdown(std::net::Shutdown::Both),
         };
     }
 
@@ -130,6 +146,7 @@ impl Stream {
         let _ = match &self.0 {
             Backend::Tcp(s) => s.shutdown(std::net::Shutdown::Read),
             Backend::Unix(s) => s.shutdown(std::net::Shutdown::Read),
+            Backend::Shm(c) => c.socket().shutdown(std::net::Shutdown::Read),
         };
     }
 
@@ -139,8 +156,51 @@ impl Stream {
     pub(crate) fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
         match &self.0 {
             Backend::Tcp(s) => tcp::set_keepalive(s, idle),
-            Backend::Unix(_) => Ok(()),
+            Backend::Unix(_) | Backend::Shm(_) => Ok(()),
         }
+    }
+
+    /// The server's side of the same-host fast path: a shared-memory channel for this Unix
+    /// connection, as a stream, with the memfd to pass to the client and the ring size to tell
+    /// it. `None` for a connection that is not a plain Unix socket.
+    pub(crate) fn offer_channel(&self) -> io::Result<Option<(Stream, OwnedFd, u64)>> {
+        let Backend::Unix(s) = &self.0 else { return Ok(None) };
+        let (channel, fd) = Channel::create(s.try_clone()?)?;
+        Ok(Some((Stream::from_channel(Arc::new(channel)), fd, shm::RING as u64)))
+    }
+
+    /// The client's side: the channel the server passed as `fd`, as a stream.
+    pub(crate) fn accept_channel(&self, fd: OwnedFd, ring: u64) -> io::Result<Stream> {
+        let Backend::Unix(s) = &self.0 else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "a channel needs a Unix socket"));
+        };
+        Ok(Stream::from_channel(Arc::new(Channel::open(s.try_clone()?, fd, ring)?)))
+    }
+
+    fn from_channel(channel: Arc<Channel>) -> Stream {
+        Stream(Backend::Shm(channel))
+    }
+
+    /// Sends `bytes` with `fd` beside them (`SCM_RIGHTS`), on a Unix socket.
+    pub(crate) fn send_with_fd(&self, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+        let Backend::Unix(s) = &self.0 else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "descriptors travel on Unix sockets"));
+        };
+        unix::send_with_fd(s, bytes, fd)
+    }
+
+    /// Reads what is there into `buf` (at least one byte), with the descriptor sent beside it,
+    /// if any, on a Unix socket.
+    pub(crate) fn recv_with_fd(&self, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+        let Backend::Unix(s) = &self.0 else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "descriptors travel on Unix sockets"));
+        };
+        unix::recv_with_fd(s, buf)
+    }
+
+    /// True when the frames go through shared memory.
+    pub(crate) fn is_shared_memory(&self) -> bool {
+        matches!(self.0, Backend::Shm(_))
     }
 
     /// True for a TCP connection (whose frames are sealed), false for a Unix socket.
@@ -152,7 +212,7 @@ impl Stream {
     pub(crate) fn peer(&self) -> String {
         match &self.0 {
             Backend::Tcp(s) => tcp::peer(s),
-            Backend::Unix(_) => "local peer".into(),
+            Backend::Unix(_) | Backend::Shm(_) => "local peer".into(),
         }
     }
 
@@ -166,6 +226,7 @@ impl Stream {
         match &self.0 {
             Backend::Tcp(s) => s.as_fd(),
             Backend::Unix(s) => s.as_fd(),
+            Backend::Shm(c) => c.socket().as_fd(),
         }
     }
 }
@@ -175,6 +236,7 @@ impl Read for Stream {
         match &mut self.0 {
             Backend::Tcp(s) => s.read(buf),
             Backend::Unix(s) => s.read(buf),
+            Backend::Shm(c) => c.read(buf),
         }
     }
 }
@@ -184,6 +246,7 @@ impl Write for Stream {
         match &mut self.0 {
             Backend::Tcp(s) => s.write(buf),
             Backend::Unix(s) => s.write(buf),
+            Backend::Shm(c) => c.write(&[io::IoSlice::new(buf)]),
         }
     }
 
@@ -191,6 +254,7 @@ impl Write for Stream {
         match &mut self.0 {
             Backend::Tcp(s) => s.write_vectored(bufs),
             Backend::Unix(s) => s.write_vectored(bufs),
+            Backend::Shm(c) => c.write(bufs),
         }
     }
 

@@ -1,0 +1,742 @@
+//! The same-host fast path: a connection's frames through shared memory, with its Unix socket
+//! kept as the doorbell and the liveness signal.
+//!
+//! After the handshake and the hello, a client on the same host asks for a channel; the server
+//! creates a memfd, seals its size (so neither side can shrink it under the other's mapping and
+//! raise `SIGBUS` there), maps it, and passes it with `SCM_RIGHTS` beside its reply. From then on
+//! both sides read and write the channel exactly as they read and wrote the socket: the frames
+//! are the same bytes, so everything above (the frame reader's limits and deadlines, the
+//! decoders) is unchanged.
+//!
+//! # Layout
+//!
+//! One header page, then two rings of [`RING`] bytes: ring 0 carries the client's bytes to the
+//! server, ring 1 the server's to the client. Each ring has four words in the header, each on a
+//! cache line of its own: `tail` (bytes written, advanced by the producer), `head` (bytes read,
+//! advanced by the consumer), and two flags, "the consumer sleeps" and "the producer sleeps". A
+//! frame larger than a ring streams through it: the producer writes as much as is free, the
+//! consumer reads what is there, and each wakes the other as space or bytes appear.
+//!
+//! # Waiting: spin, then sleep
+//!
+//! A side that finds nothing to read (or no space to write) spins for a short, bounded time,
+//! re-reading the ring; most proxy calls are answered within it, without a system call on either
+//! side. Then it raises its sleeping flag, checks the ring once more, and sleeps in `poll(2)` on
+//! the socket. A side that publishes bytes (or frees space) checks the peer's flag after a full
+//! fence and, if it is raised, writes one byte to the socket: the doorbell. The flag, the fence
+//! and the re-check make a lost wake-up impossible.
+//!
+//! The spin budget adapts (see [`Spin`]): it is set from how long the recent waits took, so a
+//! peer that answers fast is waited for by spinning and a slow one (a thread among many more
+//! runnable threads than cores, a blocked `get`) by sleeping at once; no more threads of a
+//! process spin at a time than it has cores, and a machine with one core never spins. A wait
+//! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
+//! hour uses no CPU after its spin.
+//!
+//! # Liveness
+//!
+//! A peer that dies closes the socket. A sleeping side wakes with end-of-stream; a spinning side
+//! finds it at its next check (the spin is short; a long one checks the socket as it goes). The
+//! bytes the peer wrote before it ended (a stopping server's goodbye) are still read first.
+//!
+//! # Trust
+//!
+//! The peer can write the mapping at any time. Each side keeps its own copy of the positions it
+//! owns and only reads the peer's: a position that claims more bytes (or more free space) than
+//! the ring holds is an error that closes the connection. Bytes are copied out of the ring
+//! before anything decodes them, so a peer that changes them meanwhile produces at worst a frame
+//! that fails to decode, which closes its connection as any bad frame does. The memfd is created
+//! by the server and its size is sealed; the client checks the seals, the size and the header
+//! before it maps the rest.
+//!
+//! Why by hand: the crates of this field (iceoryx2, ipc-channel, shared_memory) bring their own
+//! process model and service discovery, and none offers a byte channel that keeps a socket as
+//! its doorbell and liveness signal, which is what lets everything above this file stay as it
+//! is.
+
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::time::{Duration, Instant};
+
+/// The bytes of each ring.
+pub(crate) const RING: usize = 128 * 1024;
+
+/// The header: the rings' positions and flags, and the mapping's identity.
+const HEADER: usize = 4096;
+/// Each position and flag is alone on its cache line (two lines, for adjacent-line prefetch).
+const LINE: usize = 128;
+const MAGIC: u64 = u64::from_le_bytes(*b"procmsh1");
+const MAGIC_AT: usize = 8 * LINE;
+const RING_AT: usize = MAGIC_AT + 8;
+
+/// The smallest and largest ring a client accepts from a server.
+const MIN_RING: usize = 4096;
+const MAX_RING: usize = 64 << 20;
+
+/// Ring 0 carries the client's bytes, ring 1 the server's.
+const CLIENT_TO_SERVER: usize = 0;
+const SERVER_TO_CLIENT: usize = 1;
+
+/// Which end of a channel this process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+/// One connection's shared-memory channel, as one side holds it.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    map: MmapRaw,
+    ring: usize,
+    socket: UnixStream,
+    rx: usize,
+    tx: usize,
+    /// This side's own copies of the positions it advances; the shared ones are only written.
+    rx_head: AtomicU64,
+    tx_tail: AtomicU64,
+    /// The socket reached end-of-stream: the peer closed it, or this process shut it down.
+    gone: AtomicBool,
+    /// In nanoseconds; `u64::MAX` for none.
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    spin: Spin,
+}
+
+/// Why a wait ended.
+enum Waited {
+    Ready,
+    Gone,
+    TimedOut,
+}
+
+impl Channel {
+    /// The server's side: creates, seals and maps a channel for the connection on `socket`.
+    /// Returns it with the memfd to pass to the client.
+    pub(crate) fn create(socket: UnixStream) -> io::Result<(Channel, OwnedFd)> {
+        let len = HEADER + 2 * RING;
+        let file = memfd(len)?;
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        let channel = Channel::new(map, RING, socket, Side::Server);
+        channel.word(MAGIC_AT).store(MAGIC, Ordering::Relaxed);
+        channel.word(RING_AT).store(RING as u64, Ordering::Relaxed);
+        Ok((channel, file.into()))
+    }
+
+    /// The client's side: maps the channel the server passed as `fd`, after checking that its
+    /// size is sealed and that it is the channel it says (`ring` bytes a ring).
+    pub(crate) fn open(socket: UnixStream, fd: OwnedFd, ring: u64) -> io::Result<Channel> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("the manager's channel {what}"));
+        let ring = usize::try_from(ring).map_err(|_| bad("is too large"))?;
+        if !(MIN_RING..=MAX_RING).contains(&ring) || !ring.is_power_of_two() {
+            return Err(bad("has an impossible ring size"));
+        }
+        let file = File::from(fd);
+        // SAFETY: fcntl(F_GET_SEALS) on a descriptor this function owns; it reads no memory.
+        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+        let needed = libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        if seals < 0 || seals & needed != needed {
+            return Err(bad("is not sealed against shrinking"));
+        }
+        let len = HEADER + 2 * ring;
+        if file.metadata()?.len() != len as u64 {
+            return Err(bad("has the wrong size"));
+        }
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        let channel = Channel::new(map, ring, socket, Side::Client);
+        if channel.word(MAGIC_AT).load(Ordering::Relaxed) != MAGIC
+            || channel.word(RING_AT).load(Ordering::Relaxed) != ring as u64
+        {
+            return Err(bad("has a foreign header"));
+        }
+        Ok(channel)
+    }
+
+    fn new(map: MmapRaw, ring: usize, socket: UnixStream, side: Side) -> Channel {
+        let (rx, tx) = match side {
+            Side::Client => (SERVER_TO_CLIENT, CLIENT_TO_SERVER),
+            Side::Server => (CLIENT_TO_SERVER, SERVER_TO_CLIENT),
+        };
+        Channel {
+            map,
+            ring,
+            socket,
+            rx,
+            tx,
+            rx_head: AtomicU64::new(0),
+            tx_tail: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+            read_timeout: AtomicU64::new(u64::MAX),
+            write_timeout: AtomicU64::new(u64::MAX),
+            spin: Spin::new(),
+        }
+    }
+
+    /// The socket: the doorbell, and what tells that the peer is gone.
+    pub(crate) fn socket(&self) -> &UnixStream {
+        &self.socket
+    }
+
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) {
+        self.read_timeout.store(nanos(t), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) {
+        self.write_timeout.store(nanos(t), Ordering::Relaxed);
+    }
+
+    /// The shared word at `off` in the header.
+    fn word(&self, off: usize) -> &AtomicU64 {
+        assert!(off + 8 <= HEADER && off % 8 == 0);
+        // SAFETY: `off` is inside the header page of the mapping and 8-byte aligned (the mapping
+        // is page-aligned); the mapping lives as long as `self`, and its size is sealed, so the
+        // page stays. Another process may write the word at any time: it is only ever accessed
+        // atomically here, which makes that well defined.
+        unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    fn tail(&self, ring: usize) -> &AtomicU64 {
+        self.word(ring * 4 * LINE)
+    }
+    fn head(&self, ring: usize) -> &AtomicU64 {
+        self.word(ring * 4 * LINE + LINE)
+    }
+    /// Raised while the consumer of `ring` sleeps waiting for bytes.
+    fn reader_asleep(&self, ring: usize) -> &AtomicU64 {
+        self.word(ring * 4 * LINE + 2 * LINE)
+    }
+    /// Raised while the producer of `ring` sleeps waiting for space.
+    fn writer_asleep(&self, ring: usize) -> &AtomicU64 {
+        self.word(ring * 4 * LINE + 3 * LINE)
+    }
+
+    fn ring_base(&self, ring: usize) -> *mut u8 {
+        // SAFETY: the offset is the start of ring `ring` (0 or 1), inside the mapping.
+        unsafe { self.map.as_mut_ptr().add(HEADER + ring * self.ring) }
+    }
+
+    /// Bytes ready in the receiving ring, or an error when the peer's position is impossible.
+    fn readable(&self) -> io::Result<usize> {
+        let tail = self.tail(self.rx).load(Ordering::Acquire);
+        let n = tail.wrapping_sub(self.rx_head.load(Ordering::Relaxed));
+        if n > self.ring as u64 {
+            return Err(broken("claims more bytes than the ring holds"));
+        }
+        Ok(n as usize)
+    }
+
+    /// Free bytes in the sending ring, or an error when the peer's position is impossible.
+    fn writable(&self) -> io::Result<usize> {
+        let head = self.head(self.tx).load(Ordering::Acquire);
+        let used = self.tx_tail.load(Ordering::Relaxed).wrapping_sub(head);
+        if used > self.ring as u64 {
+            return Err(broken("claims to have read bytes never written"));
+        }
+        Ok(self.ring - used as usize)
+    }
+
+    /// Reads what is there (at least one byte), waiting for it as the module docs say. `Ok(0)`:
+    /// the peer is gone and everything it wrote was read.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = self.readable()?;
+        if n == 0 {
+            let timeout = duration(self.read_timeout.load(Ordering::Relaxed));
+            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout)? {
+                Waited::Ready => n = self.readable()?,
+                Waited::Gone => return Ok(0),
+                Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no bytes in time")),
+            }
+        }
+        let n = n.min(buf.len());
+        let head = self.rx_head.load(Ordering::Relaxed);
+        let at = (head % self.ring as u64) as usize;
+        let first = n.min(self.ring - at);
+        let base = self.ring_base(self.rx);
+        // SAFETY: `at + first <= ring` and `n - first <= ring`, so both source ranges lie inside
+        // ring `rx`; `buf` holds `n` bytes and is private memory, so the ranges do not overlap.
+        // The peer may write these bytes meanwhile (a well-behaved one never writes bytes it has
+        // published and we have not read): they are copied as plain bytes, no reference to the
+        // shared memory is made, and what they say is checked after the copy by the decoders.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(at), buf.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, buf.as_mut_ptr().add(first), n - first);
+        }
+        let head = head.wrapping_add(n as u64);
+        self.rx_head.store(head, Ordering::Relaxed);
+        self.head(self.rx).store(head, Ordering::Release);
+        self.doorbell(self.writer_asleep(self.rx));
+        Ok(n)
+    }
+
+    /// Writes as much of `parts` (in order) as there is space for, at least one byte, waiting
+    /// for space as the module docs say.
+    pub(crate) fn write(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+        let mut space = self.writable()?;
+        if space == 0 {
+            let timeout = duration(self.write_timeout.load(Ordering::Relaxed));
+            match self.wait(|c| Ok(c.writable()? > 0), self.writer_asleep(self.tx), timeout)? {
+                Waited::Ready => space = self.writable()?,
+                Waited::Gone => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the peer closed the channel")),
+                Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no space in time")),
+            }
+        }
+        let tail = self.tx_tail.load(Ordering::Relaxed);
+        let base = self.ring_base(self.tx);
+        let mut at = (tail % self.ring as u64) as usize;
+        let mut written = 0;
+        for part in parts {
+            let mut part: &[u8] = part;
+            while !part.is_empty() && written < space {
+                let n = part.len().min(space - written).min(self.ring - at);
+                // SAFETY: `at + n <= ring`, so the destination lies inside ring `tx`, in bytes
+                // the consumer has released (`n <= space`); `part` is private memory.
+                unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), base.add(at), n) };
+                written += n;
+                part = &part[n..];
+                at = (at + n) % self.ring;
+            }
+        }
+        let tail = tail.wrapping_add(written as u64);
+        self.tx_tail.store(tail, Ordering::Relaxed);
+        self.tail(self.tx).store(tail, Ordering::Release);
+        self.doorbell(self.reader_asleep(self.tx));
+        Ok(written)
+    }
+
+    /// Writes all of `parts`.
+    #[cfg(test)]
+    pub(crate) fn write_all(&self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        while !parts.is_empty() {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let mut n = self.write(&slices)?;
+            while n > 0 {
+                let take = n.min(parts[0].len());
+                parts[0] = &parts[0][take..];
+                n -= take;
+                if parts[0].is_empty() {
+                    parts.remove(0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes the peer if `flag` says it sleeps: one byte on the socket. The fence orders the
+    /// position just published before the read of the flag (the sleeper orders its flag before
+    /// its last look at the position), so either the sleeper sees the position or this sees
+    /// the flag.
+    fn doorbell(&self, flag: &AtomicU64) {
+        fence(Ordering::SeqCst);
+        if flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0 {
+            // A full socket buffer already holds a doorbell; a closed socket is found by the
+            // waits.
+            // SAFETY: send(2) of one byte from a live stack buffer on a descriptor `self` owns;
+            // MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL from raising SIGPIPE.
+            unsafe {
+                libc::send(
+                    self.socket.as_raw_fd(),
+                    [1u8].as_ptr().cast(),
+                    1,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                );
+            }
+        }
+    }
+
+    /// Waits until `ready`: spins within the budget, then sleeps on the socket.
+    fn wait(
+        &self,
+        ready: impl Fn(&Channel) -> io::Result<bool>,
+        asleep: &AtomicU64,
+        timeout: Option<Duration>,
+    ) -> io::Result<Waited> {
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        let budget = self.spin.budget();
+        if !budget.is_zero()
+            && let Some(_spinning) = Spinning::enter()
+        {
+            let mut rounds = 0u32;
+            loop {
+                for _ in 0..SPIN_BATCH {
+                    if ready(self)? {
+                        self.spin.waited(start.elapsed());
+                        return Ok(Waited::Ready);
+                    }
+                    std::hint::spin_loop();
+                }
+                let spent = start.elapsed();
+                if spent >= budget || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                rounds += 1;
+                // A long budget (raised for tests) still notices a peer that died.
+                if rounds % 1024 == 0 && super::hung_up(self.socket.as_fd()) {
+                    break;
+                }
+            }
+        }
+        loop {
+            asleep.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if ready(self)? {
+                asleep.store(0, Ordering::Relaxed);
+                self.spin.waited(start.elapsed());
+                return Ok(Waited::Ready);
+            }
+            if self.gone.load(Ordering::Relaxed) {
+                asleep.store(0, Ordering::Relaxed);
+                return Ok(Waited::Gone);
+            }
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        asleep.store(0, Ordering::Relaxed);
+                        return Ok(Waited::TimedOut);
+                    }
+                    left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                }
+            };
+            let mut p = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self`
+            // owns.
+            unsafe { libc::poll(&mut p, 1, wait_ms) };
+            asleep.store(0, Ordering::Relaxed);
+            self.drain();
+        }
+    }
+
+    /// Reads the doorbell bytes waiting on the socket (a bounded number: a peer that floods
+    /// it gains nothing), and notes end-of-stream.
+    fn drain(&self) {
+        let mut buf = [0u8; 256];
+        for _ in 0..16 {
+            // SAFETY: recv(2) into a live stack buffer of `buf.len()` bytes, on a descriptor
+            // `self` owns; MSG_DONTWAIT keeps it from blocking.
+            let n = unsafe {
+                libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+            };
+            match n {
+                0 => {
+                    self.gone.store(true, Ordering::Relaxed);
+                    return;
+                }
+                n if n < 0 => {
+                    let e = io::Error::last_os_error();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return,
+                        io::ErrorKind::Interrupted => {}
+                        _ => {
+                            self.gone.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+                n if (n as usize) < buf.len() => return,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Checks of the ring between two looks at the clock while spinning.
+const SPIN_BATCH: u32 = 64;
+
+fn broken(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the peer broke the shared channel: its position {what}"))
+}
+
+fn nanos(t: Option<Duration>) -> u64 {
+    t.map_or(u64::MAX, |t| t.as_nanos().min(u64::MAX as u128 - 1) as u64)
+}
+
+fn duration(n: u64) -> Option<Duration> {
+    (n != u64::MAX).then(|| Duration::from_nanos(n))
+}
+
+/// A sealed memfd of `len` bytes: its size can no longer change.
+fn memfd(len: usize) -> io::Result<File> {
+    // SAFETY: a NUL-terminated name from a literal; the flags are plain integers.
+    let fd = unsafe { libc::memfd_create(c"procman-channel".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by memfd_create, is open, and nothing else owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(len as u64)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl(F_ADD_SEALS) on a descriptor `file` owns; it reads no memory.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Whether this process lets same-host connections use shared memory: not when
+/// `PROCMAN_TRANSPORT=socket`.
+pub(crate) fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("PROCMAN_TRANSPORT").is_ok_and(|v| v.eq_ignore_ascii_case("socket")))
+}
+
+/// The adaptive spin budget of one side of a channel.
+///
+/// Each wait ends after some time `w`. When `w` was short (within the longest spin), the peer
+/// answers fast: the budget becomes at least `4w`, enough for the next answer to land while
+/// spinning. When `w` was long, spinning did not pay: the budget halves, towards zero, where
+/// the side sleeps at once. A wait that slept still measures `w`, so a peer that becomes fast
+/// again is spun for again at the next wait.
+#[derive(Debug)]
+struct Spin {
+    budget_ns: AtomicU32,
+}
+
+impl Spin {
+    fn new() -> Spin {
+        Spin { budget_ns: AtomicU32::new(max_spin_ns()) }
+    }
+
+    fn budget(&self) -> Duration {
+        if cores() < 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
+    }
+
+    fn waited(&self, w: Duration) {
+        let max = max_spin_ns();
+        let w = w.as_nanos().min(u32::MAX as u128) as u32;
+        let cur = self.budget_ns.load(Ordering::Relaxed);
+        let next = if w <= max { cur.max(w.saturating_mul(4).min(max)) } else { cur / 2 };
+        if next != cur {
+            self.budget_ns.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The longest spin: 50 µs, or `PROCMAN_SPIN_US` microseconds (0 never spins).
+fn max_spin_ns() -> u32 {
+    static MAX: OnceLock<u32> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("PROCMAN_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(50_000, |us| us.saturating_mul(1000).min(u32::MAX as u64) as u32)
+    })
+}
+
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A place among the threads of this process that spin: no more than it has cores.
+struct Spinning;
+
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+impl Spinning {
+    fn enter() -> Option<Spinning> {
+        if SPINNING.fetch_add(1, Ordering::Relaxed) < cores() {
+            Some(Spinning)
+        } else {
+            SPINNING.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for Spinning {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The fuzz target `channel`: `data` is what a hostile peer leaves in a channel (the server's
+/// receiving ring and its positions); the server's reader must return errors or bytes from the
+/// ring, never read outside it, and the frames it yields decode or fail like any others.
+pub(crate) fn fuzz_channel(data: &[u8]) {
+    use crate::wire::frames::FrameReader;
+    use crate::wire::message::Request;
+    let (a, b) = UnixStream::pair().expect("a socket pair");
+    let Ok((server, fd)) = Channel::create(a) else { return };
+    let client = Channel::open(b, fd, RING as u64).expect("the server's own channel opens");
+    let (pos, bytes) = data.split_at(data.len().min(16));
+    let mut word = [0u8; 8];
+    for (i, chunk) in pos.chunks(8).enumerate() {
+        word[..chunk.len()].copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        // The peer's positions: where the client says its bytes end, and what it has read.
+        [client.tail(CLIENT_TO_SERVER), client.head(SERVER_TO_CLIENT)][i].store(v, Ordering::Relaxed);
+    }
+    let base = client.ring_base(CLIENT_TO_SERVER);
+    let n = bytes.len().min(RING);
+    // SAFETY: `n <= RING` bytes into the start of ring 0 of the client's mapping, from `bytes`.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, n) };
+    drop(client); // the socket's end-of-stream ends the server's reads
+    server.set_read_timeout(Some(Duration::from_millis(1)));
+    let server = std::sync::Arc::new(server);
+    let mut r = FrameReader::new(super::Stream::from_channel(server.clone()), None, 64 * 1024);
+    for _ in 0..64 {
+        match r.read(None) {
+            Ok(true) => {
+                let _ = crate::wire::take::<Request<'_>>(r.body());
+            }
+            _ => break,
+        }
+    }
+    let _ = server.write(&[IoSlice::new(b"reply")]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn pair() -> (Arc<Channel>, Arc<Channel>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (server, fd) = Channel::create(a).unwrap();
+        let client = Channel::open(b, fd, RING as u64).unwrap();
+        (Arc::new(client), Arc::new(server))
+    }
+
+    fn read_exact(c: &Channel, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match c.read(buf)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_and_frames_larger_than_a_ring_stream_through() {
+        let (client, server) = pair();
+        client.write_all(&[b"ping"]).unwrap();
+        let mut got = [0u8; 4];
+        read_exact(&server, &mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        // Three rings' worth each way, with the reader on another thread.
+        let big: Vec<u8> = (0..3 * RING + 17).map(|i| (i % 251) as u8).collect();
+        let echo = {
+            let server = server.clone();
+            let len = big.len();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; len];
+                read_exact(&server, &mut buf).unwrap();
+                server.write_all(&[&buf[..10], &buf[10..]]).unwrap();
+            })
+        };
+        client.write_all(&[&big]).unwrap();
+        let mut back = vec![0u8; big.len()];
+        read_exact(&client, &mut back).unwrap();
+        echo.join().unwrap();
+        assert!(back == big, "the bytes came back as they went");
+    }
+
+    #[test]
+    fn a_reader_asleep_is_woken_by_the_doorbell_and_by_the_peers_end() {
+        let (client, server) = pair();
+        let s = server.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            let n = s.read(&mut buf).unwrap();
+            let end = s.read(&mut buf).unwrap();
+            (buf[..n].to_vec(), end)
+        });
+        std::thread::sleep(Duration::from_millis(100)); // well past any spin: it sleeps
+        client.write_all(&[b"late"]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(client); // the last holder: its socket closes
+        let (got, end) = t.join().unwrap();
+        assert_eq!(got, b"late");
+        assert_eq!(end, 0, "end-of-stream once the peer is gone and its bytes are read");
+    }
+
+    #[test]
+    fn the_bytes_written_before_the_end_are_read_before_it() {
+        let (client, server) = pair();
+        server.write_all(&[b"goodbye"]).unwrap();
+        server.socket().shutdown(std::net::Shutdown::Both).unwrap();
+        let mut buf = [0u8; 7];
+        read_exact(&client, &mut buf).unwrap();
+        assert_eq!(&buf, b"goodbye");
+        assert_eq!(client.read(&mut buf).unwrap(), 0);
+        let e = client.write_all(&[&vec![0u8; 2 * RING]]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "a full ring to a gone peer fails");
+    }
+
+    #[test]
+    fn a_read_timeout_ends_a_wait_with_would_block() {
+        let (client, _server) = pair();
+        client.set_read_timeout(Some(Duration::from_millis(30)));
+        let start = Instant::now();
+        let e = client.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn impossible_positions_from_the_peer_are_errors_not_reads_outside_the_ring() {
+        let (client, server) = pair();
+        client.tail(CLIENT_TO_SERVER).store(RING as u64 + 1, Ordering::Relaxed);
+        let e = server.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        client.head(SERVER_TO_CLIENT).store(1, Ordering::Relaxed); // read before written
+        let e = server.write(&[IoSlice::new(b"x")]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    }
+
+    #[test]
+    fn a_client_refuses_a_channel_it_could_lose_pages_of() {
+        let (_, b) = UnixStream::pair().unwrap();
+        // SAFETY: a NUL-terminated literal name; plain flags.
+        let fd = unsafe { libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` is open and owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len((HEADER + 2 * RING) as u64).unwrap();
+        let e = Channel::open(b, file.into(), RING as u64).unwrap_err();
+        assert!(e.to_string().contains("not sealed"), "{e}");
+    }
+
+    #[test]
+    fn the_spin_budget_follows_the_peer() {
+        let s = Spin::new();
+        let max = max_spin_ns();
+        for _ in 0..20 {
+            s.waited(Duration::from_millis(5));
+        }
+        assert_eq!(s.budget_ns.load(Ordering::Relaxed), 0, "a slow peer is slept for");
+        s.waited(Duration::from_nanos(800));
+        assert_eq!(s.budget_ns.load(Ordering::Relaxed), 3200.min(max), "a fast one is spun for again");
+    }
+
+    #[test]
+    fn the_fuzz_entry_takes_its_seeds() {
+        let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0xff; 16], [&[9u8, 0, 0, 0, 0, 0, 0, 0][..], &[0; 8], &[5, 0, 0, 0, 13, 0, 0, 0, 0]].concat()];
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/channel");
+        if let Ok(dir) = std::fs::read_dir(seeds) {
+            inputs.extend(dir.filter_map(|e| std::fs::read(e.ok()?.path()).ok()));
+        }
+        for input in inputs {
+            fuzz_channel(&input);
+        }
+    }
+}

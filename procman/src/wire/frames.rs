@@ -108,6 +108,15 @@ impl<S: Timed> FrameReader<S> {
         self.inner.get_ref().set_read_timeout(timeout)
     }
 
+    pub(crate) fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// Bytes read from the stream and not yet part of a frame.
+    pub(crate) fn buffered(&self) -> usize {
+        self.inner.buffer().len()
+    }
+
     /// The body of the frame read last.
     pub(crate) fn body(&self) -> &[u8] {
         &self.body

@@ -67,6 +67,11 @@ pub(crate) enum Request<'a> {
     },
     /// A [`Snapshot`](crate::inspect::Snapshot) of the server: objects, clients, states.
     Inspect,
+    /// Move this connection's frames to a shared-memory channel (a client on the same host,
+    /// right after its hello). The reply is `Option<u64>`: the ring size of the channel whose
+    /// memfd travels beside the reply, after which both sides use it; or `None`, and the
+    /// frames stay on the socket.
+    Channel,
 }
 
 /// What a client's hello says.
