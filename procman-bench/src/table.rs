@@ -3,9 +3,14 @@
 /// Which row a row is. A row that takes a figure from another row finds it by its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Key {
-    /// A proxy call beside a raw Unix-socket ping-pong of the same sizes.
+    /// A proxy call with the same-host fast path beside a raw Unix-socket ping-pong of the same
+    /// sizes (the row's baseline is the raw round trip).
     UnixCall,
-    /// The same proxy call in calls per second, beside Python's.
+    /// The fast-path proxy call beside a spin-then-futex ping-pong through one shared page.
+    UnixCallFutex,
+    /// A proxy call with the fast path off (`Transport::Socket`) beside the raw Unix ping-pong.
+    UnixCallSocket,
+    /// The fast-path proxy call in calls per second, beside Python's.
     PythonCall,
     /// A proxy call beside a raw TCP loopback ping-pong of the same sizes.
     TcpCall,
@@ -13,13 +18,21 @@ pub(crate) enum Key {
     TcpSealing,
     CreateDrop,
     ManagerQueue,
+    /// The manager Queue row with the fast path off (`Transport::Socket`).
+    ManagerQueueSocket,
     /// One `get` per raw Unix round trip: what a manager Queue's consumer can reach at most.
     QueueReference,
     DictInsert,
     DictGet,
     ManagerLock,
     NamespaceGet,
+    /// 64 client threads in 4 processes, calls per second, fast path beside fast path off.
     ManyClients,
+    /// CPU seconds per call of 64 client threads (clients and manager), fast path, beside one
+    /// client thread's.
+    ClientsCpu,
+    /// The same with the fast path off.
+    ClientsCpuSocket,
     StartToFirstCall,
     MemoryPerObject,
     ShmQueue,

@@ -1,10 +1,13 @@
 //! The rows of one running manager: `manager` (create + drop, dict, Lock, Namespace),
-//! `queue` (a manager Queue across processes) and `clients` (many client processes).
+//! `queue` (a manager Queue across processes, with the same-host fast path and with it off) and
+//! `clients` (64 client threads in 4 processes, fast path on and off: calls per second, and CPU
+//! time per call beside one client's).
 
 use super::bench_manager::{BenchManager, CounterProxy};
 use crate::measure::{BoxResult, Scale, err, now_ns, per_op, progress};
 use crate::python::{self, Python};
 use crate::table::{Bar, Fig, Key, Row, Table};
+use procman::Transport;
 use procman::prelude::*;
 use procman::sync::QueueProxy;
 use std::hint::black_box;
@@ -33,10 +36,23 @@ pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table, runs: impl 
     if runs("manager") || runs("queue") {
         table.push(Row::new(
             Key::ManagerQueue,
-            "manager Queue put -> get across processes",
+            "manager Queue put -> get across processes (baseline: Python's manager Queue)",
             manager_queue(scale, &m).map(|r| Fig::Rate(r, "msgs")).map_err(err),
             python.rate(python::MANAGER_QUEUE, "msgs"),
-            Bar::RateAtLeast(10.0),
+            Bar::RateAtLeast(40.0),
+        ));
+        progress("manager Queue with the fast path off (Transport::Socket)");
+        let socket = BenchManager::new().transport(Transport::Socket).start().map_err(err).and_then(|s| {
+            let r = manager_queue(scale, &s).map_err(err);
+            let _ = s.shutdown();
+            r
+        });
+        table.push(Row::new(
+            Key::ManagerQueueSocket,
+            "manager Queue put -> get across processes, fast path off (Transport::Socket) (baseline: Python's)",
+            socket.map(|r| Fig::Rate(r, "msgs")),
+            python.rate(python::MANAGER_QUEUE, "msgs"),
+            Bar::None,
         ));
         // Each `get` is one synchronous round trip, so a consumer gets about one message per raw
         // round trip (measured earlier in the run): the row shows that rate beside Python's.
@@ -69,18 +85,7 @@ pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table, runs: impl 
         }
     }
     if runs("clients") {
-        progress("many clients: 64 threads in 4 processes");
-        let single = table
-            .get(Key::PythonCall)
-            .and_then(|r| r.procman.clone().ok())
-            .ok_or_else(|| "no single-client figure".to_string());
-        table.push(Row::new(
-            Key::ManyClients,
-            "64 client threads in 4 processes, one server (baseline: 1 client)",
-            many_clients(scale, &m).map(|r| Fig::Rate(r, "calls")).map_err(err),
-            single,
-            Bar::None,
-        ));
+        clients_rows(scale, table);
     }
     let _ = m.shutdown();
 }
@@ -153,7 +158,66 @@ fn proxy_rates(scale: Scale, m: &BenchManager) -> BoxResult<[f64; 4]> {
     Ok([1.0 / set, 1.0 / get, 1.0 / lock, 1.0 / nsget])
 }
 
-/// One client process of the many-clients row: `threads` threads calling `c.incr` from
+/// The `clients` rows: 64 client threads in 4 processes against one manager, with the fast
+/// path and with it off (`Transport::Socket`): calls per second, and CPU seconds per call (of
+/// the client processes and the manager together) beside one client thread's in one process.
+fn clients_rows(scale: Scale, table: &mut Table) {
+    let mut figures = Vec::new();
+    for transport in [Transport::SharedMemory, Transport::Socket] {
+        let name = if transport == Transport::Socket { "off" } else { "on" };
+        progress(&format!("many clients, fast path {name}: 64 threads in 4 processes, then 1 thread in 1 process"));
+        figures.push(clients_figures(scale, transport));
+    }
+    let [fast, socket] = <[_; 2]>::try_from(figures).expect("two transports");
+    let rate = |r: &Result<(Load, Load), String>| {
+        r.as_ref().map(|(many, _)| Fig::Rate(many.rate, "calls")).map_err(Clone::clone)
+    };
+    table.push(Row::new(
+        Key::ManyClients,
+        "64 client threads in 4 processes, one manager, fast path (baseline: fast path off)",
+        rate(&fast),
+        rate(&socket),
+        Bar::RateAtLeast(1.0),
+    ));
+    for (key, figures, name, bar) in [
+        (Key::ClientsCpu, &fast, "fast path", Bar::CostAtMost(1.5)),
+        (Key::ClientsCpuSocket, &socket, "fast path off (Transport::Socket)", Bar::None),
+    ] {
+        let (procman, baseline) = match figures {
+            Ok((many, one)) => (Ok(Fig::PerOp(many.cpu_per_call)), Ok(Fig::PerOp(one.cpu_per_call))),
+            Err(e) => (Err(e.clone()), Err(e.clone())),
+        };
+        table.push(Row::new(
+            key,
+            format!(
+                "CPU time per call, clients + manager: 64 client threads in 4 processes, {name} (baseline: 1 client thread in 1 process)"
+            ),
+            procman,
+            baseline,
+            bar,
+        ));
+    }
+}
+
+/// What a run of client processes against one manager reached.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    /// Calls per second.
+    rate: f64,
+    /// CPU seconds (user + system) of the client processes and the manager, per call.
+    cpu_per_call: f64,
+}
+
+/// The figures of 64 client threads in 4 processes and of 1 thread in 1 process, against one
+/// new manager with `transport`.
+fn clients_figures(scale: Scale, transport: Transport) -> Result<(Load, Load), String> {
+    let m = BenchManager::new().transport(transport).start().map_err(err)?;
+    let out = many_clients(scale, &m, 4, 16).and_then(|many| Ok((many, many_clients(scale, &m, 1, 1)?)));
+    let _ = m.shutdown();
+    out.map_err(err)
+}
+
+/// One client process of the clients rows: `threads` threads calling `c.incr` from
 /// `t0` to `t1` (nanoseconds since the epoch); returns the calls made and whether it was late.
 fn client_process((c, threads, t0, t1): (CounterProxy, usize, u64, u64)) -> (u64, bool) {
     let late = AtomicBool::new(false);
@@ -180,9 +244,11 @@ fn client_process((c, threads, t0, t1): (CounterProxy, usize, u64, u64)) -> (u64
     (total.load(Ordering::Relaxed), late.load(Ordering::Relaxed))
 }
 
-/// Calls per second of 64 client threads in 4 processes calling one server.
-fn many_clients(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
-    let (procs, threads) = (4, 16);
+/// `threads` client threads in each of `procs` processes calling one manager for a window of
+/// 3 s (1 s with `--quick`): calls per second, and the CPU time of the client processes and
+/// the manager from the window's start to its end (`/proc/<pid>/stat`) per call.
+fn many_clients(scale: Scale, m: &BenchManager, procs: usize, threads: usize) -> BoxResult<Load> {
+    let server = m.pid().ok_or("the manager has no process id")?;
     let c = m.counter(0)?;
     let window = Duration::from_secs(scale.n(3, 1) as u64);
     let t0 = now_ns() + 1_500_000_000;
@@ -190,6 +256,11 @@ fn many_clients(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
     let children = (0..procs)
         .map(|_| Process::spawn(client_process, (c.clone(), threads, t0, t1)))
         .collect::<procman::Result<Vec<_>>>()?;
+    let pids: Vec<u32> = std::iter::once(server).chain(children.iter().map(Process::pid)).collect();
+    sleep_until(t0);
+    let before = cpu_seconds(&pids);
+    sleep_until(t1);
+    let after = cpu_seconds(&pids);
     let mut calls = 0;
     for child in children {
         let (n, late) = child.join()?;
@@ -198,5 +269,43 @@ fn many_clients(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
         }
         calls += n;
     }
-    Ok(calls as f64 / window.as_secs_f64())
+    if calls == 0 {
+        return Err("no call was made in the window".into());
+    }
+    let cpu = after? - before?;
+    let load = Load { rate: calls as f64 / window.as_secs_f64(), cpu_per_call: cpu / calls as f64 };
+    progress(&format!(
+        "clients: {procs} x {threads} threads: {calls} calls in {:.1} s, {cpu:.2} CPU s",
+        window.as_secs_f64()
+    ));
+    Ok(load)
+}
+
+fn sleep_until(t: u64) {
+    let now = now_ns();
+    if now < t {
+        std::thread::sleep(Duration::from_nanos(t - now));
+    }
+}
+
+/// The CPU seconds (user + system, all threads) that the processes `pids` have used so far:
+/// fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks.
+fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks <= 0 {
+        return Err("no clock tick rate".into());
+    }
+    let mut total = 0u64;
+    for pid in pids {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        // The fields after the command name (which may hold spaces), from field 3 on.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("a malformed /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for i in [14 - 3, 15 - 3] {
+            total += fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or("a malformed /proc/<pid>/stat")?;
+        }
+    }
+    Ok(total as f64 / ticks as f64)
 }
