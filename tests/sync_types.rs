@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 
 procman::child_entry_point!();
 
+/// The default transport; `sync_types_socket.rs` runs these tests again with its own.
+#[allow(dead_code)]
+const TRANSPORT: procman::Transport = procman::Transport::SharedMemory;
+
 fn sync() -> SyncManager {
-    SyncManager::new().start().expect("the manager starts")
+    SyncManager::new().transport(crate::TRANSPORT).start().expect("the manager starts")
 }
 
 const SHORT: Duration = Duration::from_millis(100);
@@ -669,11 +673,11 @@ fn unregistered_action() {}
 
 /// Reads, in the manager process, how often barrier actions ran there.
 #[derive(procman::Shared, Debug, Default)]
-pub struct ActionProbe;
+pub(crate) struct ActionProbe;
 
 #[procman::shared]
 impl ActionProbe {
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         ACTIONS_RUN.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

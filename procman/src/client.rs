@@ -126,7 +126,10 @@ impl Conn {
         let limit = conn.request(&Request::Hello { client, pid: std::process::id() })?;
         conn.max_request = wire::decode::<u64>(&limit, "the manager's frame limit").map_or(usize::MAX, |l| l as usize);
         if !conn.writer.get_ref().is_tcp() && crate::transport::shared_memory_enabled() {
-            conn.writer.get_ref().set_read_timeout(Some(handshake_timeout)).map_err(|e| Error::io("setting a socket timeout", e))?;
+            conn.writer
+                .get_ref()
+                .set_read_timeout(Some(handshake_timeout))
+                .map_err(|e| Error::io("setting a socket timeout", e))?;
             conn.open_channel()?;
         }
         Ok(conn)

@@ -1,7 +1,6 @@
 //! Managers: the handle to a server ([`BaseManager`]) and the builder that starts, binds or
 //! connects one ([`ManagerBuilder`]).
 
-use crate::transport::Transport;
 use crate::address::Address;
 use crate::auth::{self, AuthKey};
 use crate::child::{self, ChildProcess};
@@ -12,6 +11,7 @@ use crate::proxy::BaseProxy;
 use crate::role::{self, Role, ServerConfig};
 use crate::server::{Core, Server, registry};
 use crate::shared::Proxy;
+use crate::transport::Transport;
 use crate::unpoison;
 use crate::wire::message::{ObjectInfo, Request};
 use crate::wire::{self, Bytes};

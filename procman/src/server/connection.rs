@@ -213,7 +213,8 @@ impl Core {
         peer: &str,
     ) -> io::Result<()> {
         let socket = &session.serving.connection;
-        let offer = if self.config.shared_memory && crate::transport::shared_memory_enabled() && reader.buffered() == 0 {
+        let offer = if self.config.shared_memory && crate::transport::shared_memory_enabled() && reader.buffered() == 0
+        {
             socket.offer_channel().unwrap_or_else(|e| {
                 tracing::debug!(manager = %self.address, %peer, error = %e, "no shared-memory channel: the frames stay on the socket");
                 None
@@ -227,7 +228,8 @@ impl Core {
         };
         let mut frame = Vec::new();
         let offer = wire::encode(&Some(ring), "a channel offer").map_err(|e| io::Error::other(e.to_string()))?;
-        wire::frame(&Reply::<Error>::Ok(wire::Bytes(&offer)), &mut frame).map_err(|e| io::Error::other(e.to_string()))?;
+        wire::frame(&Reply::<Error>::Ok(wire::Bytes(&offer)), &mut frame)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         socket.send_with_fd(&frame, std::os::fd::AsFd::as_fd(&fd))?;
         let limit = self.config.max_frame_size;
         *reader = FrameReader::new(channel.try_clone()?, None, limit).with_frame_timeout(self.config.frame_timeout);

@@ -41,16 +41,16 @@ pub enum Transport {
 
 use crate::address::Address;
 use crate::wire::frames::Timed;
+use shm::Channel;
+pub(crate) use shm::{enabled as shared_memory_enabled, fuzz_channel};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 use std::sync::Arc;
-use shm::Channel;
-pub(crate) use shm::{enabled as shared_memory_enabled, fuzz_channel};
+use std::time::{Duration, Instant};
 
 /// A connected socket.
 #[derive(Debug)]

@@ -192,7 +192,7 @@ impl Channel {
 
     /// The shared word at `off` in the header.
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= HEADER && off % 8 == 0);
+        assert!(off + 8 <= HEADER && off.is_multiple_of(8));
         // SAFETY: `off` is inside the header page of the mapping and 8-byte aligned (the mapping
         // is page-aligned); the mapping lives as long as `self`, and its size is sealed, so the
         // page stays. Another process may write the word at any time: it is only ever accessed
@@ -346,12 +346,7 @@ impl Channel {
             // SAFETY: send(2) of one byte from a live stack buffer on a descriptor `self` owns;
             // MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL from raising SIGPIPE.
             unsafe {
-                libc::send(
-                    self.socket.as_raw_fd(),
-                    [1u8].as_ptr().cast(),
-                    1,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                );
+                libc::send(self.socket.as_raw_fd(), [1u8].as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
             }
         }
     }
@@ -384,7 +379,7 @@ impl Channel {
                 }
                 rounds += 1;
                 // A long budget (raised for tests) still notices a peer that died.
-                if rounds % 1024 == 0 && super::hung_up(self.socket.as_fd()) {
+                if rounds.is_multiple_of(1024) && super::hung_up(self.socket.as_fd()) {
                     break;
                 }
             }
@@ -428,9 +423,8 @@ impl Channel {
         for _ in 0..16 {
             // SAFETY: recv(2) into a live stack buffer of `buf.len()` bytes, on a descriptor
             // `self` owns; MSG_DONTWAIT keeps it from blocking.
-            let n = unsafe {
-                libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
-            };
+            let n =
+                unsafe { libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
             match n {
                 0 => {
                     self.gone.store(true, Ordering::Relaxed);
@@ -730,7 +724,11 @@ mod tests {
 
     #[test]
     fn the_fuzz_entry_takes_its_seeds() {
-        let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0xff; 16], [&[9u8, 0, 0, 0, 0, 0, 0, 0][..], &[0; 8], &[5, 0, 0, 0, 13, 0, 0, 0, 0]].concat()];
+        let mut inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0xff; 16],
+            [&[9u8, 0, 0, 0, 0, 0, 0, 0][..], &[0; 8], &[5, 0, 0, 0, 13, 0, 0, 0, 0]].concat(),
+        ];
         let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/channel");
         if let Ok(dir) = std::fs::read_dir(seeds) {
             inputs.extend(dir.filter_map(|e| std::fs::read(e.ok()?.path()).ok()));
