@@ -219,7 +219,15 @@ mod tests {
         assert_eq!(thread_state(me.tid), ThreadState::Alive { start: me.start });
         let other = std::thread::spawn(current_thread).join().unwrap();
         assert_ne!(other.tid, me.tid);
-        // The thread has exited: its tid no longer names a running thread of ours.
+        // The thread has exited: its tid no longer names a running thread of ours. `join`
+        // returns when the thread clears its tid, a moment before the kernel reaps it, so the
+        // entry may linger briefly.
+        let gone_by = std::time::Instant::now() + Duration::from_secs(2);
+        while thread_state(other.tid) == (ThreadState::Alive { start: other.start })
+            && std::time::Instant::now() < gone_by
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert_ne!(thread_state(other.tid), ThreadState::Alive { start: other.start });
     }
 
