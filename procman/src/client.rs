@@ -85,13 +85,22 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A connection for a thread's calls: on the same host, its frames move to a shared-memory
+    /// channel when the manager offers one.
     pub(crate) fn open(address: &Address) -> Result<Conn> {
-        Conn::open_with(address, &auth::key_for(address), client_id())
+        Conn::open_with(address, &auth::key_for(address), client_id(), true)
     }
 
-    /// Connects as client `client` (this process, except in fault-injection tests).
-    pub(crate) fn open_with(address: &Address, key: &auth::AuthKey, client: u128) -> Result<Conn> {
-        Conn::establish(address, key, client, None)
+    /// A connection for one request, or for holding references (the anchor): its frames stay
+    /// on the socket, since setting up a channel would cost more than it saves.
+    pub(crate) fn open_once(address: &Address) -> Result<Conn> {
+        Conn::open_with(address, &auth::key_for(address), client_id(), false)
+    }
+
+    /// Connects as client `client` (this process, except in fault-injection tests), asking for
+    /// a shared-memory channel when `channel`.
+    pub(crate) fn open_with(address: &Address, key: &auth::AuthKey, client: u128, channel: bool) -> Result<Conn> {
+        Conn::establish(address, key, client, None, channel)
     }
 
     /// Connects, authenticates and says hello. With a `connect_timeout`, the connection
@@ -105,6 +114,7 @@ impl Conn {
         key: &auth::AuthKey,
         client: u128,
         connect_timeout: Option<Duration>,
+        channel: bool,
     ) -> Result<Conn> {
         let mut stream = Stream::connect(address, connect_timeout).map_err(|e| unreachable(address, e))?;
         // A blocked call learns within about a minute that a remote manager vanished.
@@ -125,7 +135,7 @@ impl Conn {
         // large fails here, before it is sent, and the connection stays usable.
         let limit = conn.request(&Request::Hello { client, pid: std::process::id() })?;
         conn.max_request = wire::decode::<u64>(&limit, "the manager's frame limit").map_or(usize::MAX, |l| l as usize);
-        if !conn.writer.get_ref().is_tcp() && crate::transport::shared_memory_enabled() {
+        if channel && !conn.writer.get_ref().is_tcp() && crate::transport::shared_memory_enabled() {
             conn.writer
                 .get_ref()
                 .set_read_timeout(Some(handshake_timeout))
@@ -317,7 +327,7 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
         // Thread-local storage is gone (thread exit) or in use (a call from inside a call):
         // use a connection of its own.
         _ => {
-            let mut conn = Conn::open(address)?;
+            let mut conn = Conn::open_once(address)?;
             (f.take().expect("called once"))(&mut conn)
         }
     }
@@ -328,7 +338,7 @@ pub(crate) fn ensure_anchor(address: &Address) -> Result<()> {
     let mut map = unpoison::lock(anchors());
     // An anchor to a manager that went away (and may be back at the same address) is replaced.
     if map.get(address).is_none_or(Conn::hung_up) {
-        let conn = Conn::open(address)?;
+        let conn = Conn::open_once(address)?;
         map.insert(address.clone(), conn);
     }
     Ok(())
@@ -361,7 +371,7 @@ pub(crate) fn send_existing(address: &Address, req: &Request<'_>) {
 
 /// Opens a connection of its own (not shared with the thread), for shutdown and checks.
 pub(crate) fn request_once(address: &Address, req: &Request<'_>) -> Result<Vec<u8>> {
-    Conn::open(address)?.request(req)
+    Conn::open_once(address)?.request(req)
 }
 
 /// Opens a connection for `connect()`, waiting for a manager that is still starting: while
@@ -375,7 +385,7 @@ pub(crate) fn open_waiting(address: &Address, key: &auth::AuthKey, within: Durat
     let mut pause = FIRST_PAUSE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        let reason = match Conn::establish(address, key, client_id(), Some(left)) {
+        let reason = match Conn::establish(address, key, client_id(), Some(left), false) {
             Err(Error::Unreachable { reason, .. } | Error::ConnectionLost { reason, .. }) => reason,
             r => return r,
         };

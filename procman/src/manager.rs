@@ -549,7 +549,7 @@ impl<M: Manager> ManagerBuilder<M> {
             auth::allow_unsealed(&address);
         }
         let mut conn = match self.connect_timeout {
-            None => client::Conn::open_with(&address, &key, client::client_id())?,
+            None => client::Conn::open_with(&address, &key, client::client_id(), false)?,
             Some(within) => client::open_waiting(&address, &key, within)?,
         };
         conn.request(&Request::Ping)?;

@@ -531,7 +531,7 @@ pub mod testing {
         pub fn open(address: &Address, key: &AuthKey) -> Result<Self> {
             let mut id = [0u8; 16];
             getrandom::fill(&mut id).expect("the OS random number generator failed");
-            Conn::open_with(address, key, u128::from_le_bytes(id)).map(RawConnection)
+            Conn::open_with(address, key, u128::from_le_bytes(id), true).map(RawConnection)
         }
 
         /// Sends bytes as they are.

@@ -373,8 +373,8 @@ impl Channel {
                     }
                     std::hint::spin_loop();
                 }
-                let spent = start.elapsed();
-                if spent >= budget || deadline.is_some_and(|d| Instant::now() >= d) {
+                let now = Instant::now();
+                if now - start >= budget || deadline.is_some_and(|d| now >= d) {
                     break;
                 }
                 rounds += 1;
