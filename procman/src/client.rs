@@ -15,6 +15,7 @@ use crate::unpoison;
 use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
 use crate::wire::message::{self, Reply, Request};
 use crate::wire::{self, Bytes};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
@@ -293,7 +294,7 @@ impl Conn {
 }
 
 thread_local! {
-    static CONNS: RefCell<HashMap<Address, Conn>> = RefCell::new(HashMap::new());
+    static CONNS: RefCell<FxHashMap<Address, Conn>> = RefCell::new(FxHashMap::default());
 }
 
 fn anchors() -> &'static Mutex<HashMap<Address, Conn>> {

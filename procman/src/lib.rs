@@ -126,6 +126,34 @@
 //! Security section says why). Each client thread has its own connection to each manager, so a
 //! blocking call blocks only that thread.
 //!
+//! # The same-host fast path
+//!
+//! A client on the same host as its manager (a Unix path or an abstract address) talks to it
+//! through shared memory once it is authenticated: the manager creates a memfd for the
+//! connection, seals its size and passes it over the socket with `SCM_RIGHTS`; it holds two
+//! rings of 128 KiB, one each way, and the connection's frames go through them instead of the
+//! socket, byte for byte the same frames. Nothing above the transport changes: proxies, macros,
+//! limits, deadlines and errors are the same on both paths, and a frame larger than a ring
+//! streams through it.
+//!
+//! A side waiting for bytes (a reply, the next request) spins on the ring for a short, bounded
+//! time, then sleeps in `poll(2)` on the socket, which stays as the doorbell (one byte written
+//! when the peer sleeps) and as the liveness signal (a peer that dies closes it: a sleeping side
+//! wakes at once, a spinning one finds it at its next check). The spin budget adapts to how
+//! long recent waits took (at most 50 µs, `PROCMAN_SPIN_US` to change it, 0 to never spin), no
+//! more threads of a process spin at once than it has cores, and a one-core machine never
+//! spins; a call blocked for an hour (a `get`, an `acquire`) uses no CPU after its spin. A
+//! proxy call then costs under a microsecond where a socket round trip costs ten or more (see
+//! the README's benchmarks).
+//!
+//! The peer may write the shared pages at any time: each side keeps its own positions, checks
+//! the peer's against the ring, and copies bytes out before anything decodes them; a broken
+//! position or frame closes only that connection.
+//!
+//! Off per manager with [`ManagerBuilder::transport`]`(`[`Transport::Socket`]`)`, or for a
+//! whole process with `PROCMAN_TRANSPORT=socket` (debugging, `strace`); TCP connections are
+//! never moved. Connections used for a single request (shutdown, checks) stay on the socket.
+//!
 //! # Architecture
 //!
 //! The crates: `procman` (this one, the runtime), `procman-derive` (the macros, re-exported
@@ -136,7 +164,8 @@
 //! The modules of the runtime, from the bottom up:
 //!
 //! - `error`, `address`, `wire` (framing and messages), `auth` (the handshake), `transport`
-//!   (sockets: the only module that makes socket system calls), [`inspect`] (the snapshot
+//!   (sockets and the same-host shared-memory channel: the only module that makes socket
+//!   system calls), [`inspect`] (the snapshot
 //!   types that [`BaseManager::debug_info`] returns);
 //! - `encoded` ([`Encoded`], values held as bytes), `shared` (the [`Shared`], [`Proxy`] and
 //!   `Dispatch` traits), `registry` (creators and child roles, below both the server and the

@@ -16,7 +16,7 @@ use crate::wire;
 use crate::wire::depth::ThreadLimit;
 use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
 use crate::wire::message::{self, Reply, Request};
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -36,7 +36,7 @@ pub(super) struct Session {
     pub(super) serving: Rc<Serving>,
     /// The objects this connection has called, told when it closes (see
     /// [`Dispatch::connection_closed`](crate::shared::Dispatch::connection_closed)).
-    touched: HashSet<u64>,
+    touched: FxHashSet<u64>,
     /// Freed objects are forgotten when `touched` reaches this size.
     prune_at: usize,
 }
@@ -79,7 +79,7 @@ impl Core {
         self.table().connect(client);
         let caller = Caller { client, connection };
         let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched });
-        let mut session = Session { caller, serving, touched: HashSet::new(), prune_at: 1024 };
+        let mut session = Session { caller, serving, touched: FxHashSet::default(), prune_at: 1024 };
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.requests(reader, writer, &peer, &mut session))) {
             let message = panic_message(&*p);
             tracing::warn!(manager = %self.address, %peer, message, "closed a connection: the manager panicked serving it");

@@ -143,7 +143,7 @@ pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Objec
                 false
             }
             None => {
-                *r = Some(objects.by_ref().collect());
+                *r = Some(Vec::new());
                 true
             }
         }
@@ -151,7 +151,7 @@ pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Objec
     if !outermost {
         return;
     }
-    while let Some(object) = RELEASING.with(|r| r.borrow_mut().as_mut().and_then(Vec::pop)) {
+    let drop_one = |object: Object| {
         if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(object))) {
             tracing::warn!(
                 manager = %manager,
@@ -159,6 +159,14 @@ pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Objec
                 "a referent panicked while being dropped; the server goes on"
             );
         }
+    };
+    // Most calls hand back an object that others still hold: dropping it frees nothing, and
+    // nothing is queued.
+    for object in objects {
+        drop_one(object);
+    }
+    while let Some(object) = RELEASING.with(|r| r.borrow_mut().as_mut().and_then(Vec::pop)) {
+        drop_one(object);
     }
     RELEASING.with(|r| *r.borrow_mut() = None);
 }

@@ -9,6 +9,7 @@
 
 use super::object::Object;
 use crate::wire::message::ObjectInfo;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ struct Entry {
 #[derive(Default)]
 struct Client {
     connections: usize,
-    refs: HashMap<u64, usize>,
+    refs: FxHashMap<u64, usize>,
 }
 
 /// A proxy in transit: the object its ticket holds a reference to, and whether a container of
@@ -34,9 +35,9 @@ struct Ticket {
 }
 
 pub(super) struct Table {
-    objects: HashMap<u64, Entry>,
+    objects: FxHashMap<u64, Entry>,
     clients: HashMap<u128, Client>,
-    transit: HashMap<u64, Ticket>,
+    transit: FxHashMap<u64, Ticket>,
     singletons: HashMap<&'static str, u64>,
     next_id: u64,
     next_ticket: u64,
@@ -45,9 +46,9 @@ pub(super) struct Table {
 impl Table {
     pub(super) fn new() -> Table {
         Table {
-            objects: HashMap::new(),
+            objects: FxHashMap::default(),
             clients: HashMap::new(),
-            transit: HashMap::new(),
+            transit: FxHashMap::default(),
             singletons: HashMap::new(),
             next_id: 1,
             next_ticket: 1,

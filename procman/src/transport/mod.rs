@@ -13,10 +13,11 @@
 //! | file | addresses | notes |
 //! | --- | --- | --- |
 //! | `tcp.rs` | `host:port` | no Nagle delay; keepalive probing finds a peer that vanished |
-//! | `unix.rs` | `unix:/path`, `@name` (Linux abstract) | also the socket pair that links a parent to a child it starts |
+//! | `unix.rs` | `unix:/path`, `@name` (Linux abstract) | also the socket pair that links a parent to a child it starts; `SCM_RIGHTS` |
+//! | `shm.rs` | a Unix connection, after its hello | the same-host fast path: two rings in a sealed memfd, the socket as doorbell |
 //!
-//! A new transport (a same-host shared-memory channel) is a new file here and one arm in each
-//! `match` below; nothing outside this module changes. Sealing is not a transport's business:
+//! A new transport is a new file here and one arm in each `match` below; nothing outside this
+//! module changes. Sealing is not a transport's business:
 //! frames are sealed above it (`wire/sealed.rs`), on every TCP connection.
 
 mod shm;

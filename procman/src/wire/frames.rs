@@ -126,7 +126,7 @@ impl<S: Timed> FrameReader<S> {
     /// of the stream before a frame. With `by`, the whole frame, its first byte included, must
     /// arrive by then; without it, the frame timeout runs from its first byte.
     pub(crate) fn read(&mut self, by: Option<Instant>) -> std::result::Result<bool, ReadError> {
-        let mut deadline = Deadline { at: by, armed: false };
+        let mut deadline = Deadline { at: by, armed: false, pending: None };
         let r = self.read_frame(&mut deadline);
         if deadline.armed {
             let restored = self.inner.get_ref().set_read_timeout(self.idle_timeout);
@@ -144,9 +144,9 @@ impl<S: Timed> FrameReader<S> {
         if self.inner.fill_buf()?.is_empty() {
             return Ok(false);
         }
-        if deadline.at.is_none() {
-            deadline.at = self.frame_timeout.map(|t| Instant::now() + t);
-        }
+        // The frame timeout runs from its first byte; it is set when a read must wait, so a
+        // frame already here costs no look at the clock.
+        deadline.pending = if deadline.at.is_none() { self.frame_timeout } else { None };
         let mut header = [0u8; 4];
         self.read_exact_by(&mut header, deadline)?;
         let len = u32::from_le_bytes(header) as usize;
@@ -170,8 +170,13 @@ impl<S: Timed> FrameReader<S> {
     /// deadline.
     fn read_exact_by(&mut self, mut buf: &mut [u8], deadline: &mut Deadline) -> std::result::Result<(), ReadError> {
         while !buf.is_empty() {
-            if self.inner.buffer().is_empty() && deadline.at.is_some() {
-                deadline.arm(self.inner.get_ref())?;
+            if self.inner.buffer().is_empty() {
+                if let Some(t) = deadline.pending.take() {
+                    deadline.at = Some(Instant::now() + t);
+                }
+                if deadline.at.is_some() {
+                    deadline.arm(self.inner.get_ref())?;
+                }
             }
             match self.inner.read(buf) {
                 Ok(0) => {
@@ -193,6 +198,8 @@ impl<S: Timed> FrameReader<S> {
 struct Deadline {
     at: Option<Instant>,
     armed: bool,
+    /// The frame timeout, not yet started.
+    pending: Option<Duration>,
 }
 
 impl Deadline {
