@@ -194,6 +194,7 @@
 extern crate self as procman;
 
 mod address;
+mod asynchronous;
 mod auth;
 mod bytes;
 mod child;

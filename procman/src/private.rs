@@ -13,6 +13,11 @@ pub use crate::server::{CallCx, Object, ServerObject};
 pub use crate::shared::{Dispatch, Inspect, Referent, StateInspect, StateNone, StateProbe};
 pub use crate::typecheck::{MethodDesc, ParamDesc, Signature, TypeDesc, describe};
 
+/// The async forms of the calls below, for the generated async proxy methods.
+pub mod asynch {
+    pub use crate::asynchronous::calls::*;
+}
+
 use crate::error::{Error, Result};
 use crate::shared::{Proxy, Shared};
 use crate::wire;

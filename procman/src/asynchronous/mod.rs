@@ -1,0 +1,3 @@
+//! Async proxies: the calls of the async proxy methods that `#[shared]` generates.
+
+pub(crate) mod calls;
