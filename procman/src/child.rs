@@ -329,7 +329,32 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// with [`Error::InitMissing`] when the child's `main` does not call [`crate::init`], and
     /// with [`Error::ChildExited`] (with the exit status) when the child ended without a
     /// result otherwise: killed, exited from inside the function, or failed to start.
-    pub fn join(mut self) -> Result<R> {
+    pub fn join(self) -> Result<R> {
+        self.join_blocking()
+    }
+
+    /// [`join`](Self::join), without blocking the executor: the child is waited for on a
+    /// thread of its own.
+    ///
+    /// ```rust,no_run
+    /// use procman::Process;
+    ///
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// fn main() -> procman::Result<()> {
+    ///     procman::init();
+    ///     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    ///     rt.block_on(async { assert_eq!(Process::spawn(square, 7)?.join_async().await?, 49); Ok(()) })
+    /// }
+    /// ```
+    pub async fn join_async(self) -> Result<R>
+    where
+        R: Send + 'static,
+    {
+        crate::asynchronous::off_thread(move || self.join_blocking()).await
+    }
+
+    fn join_blocking(mut self) -> Result<R> {
         let report = self.inner.read_report(None)?;
         let pid = self.pid();
         match report {

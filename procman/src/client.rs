@@ -70,6 +70,11 @@ fn lost(address: &Address, reason: impl std::fmt::Display) -> Error {
     unless_shut_down(address, |address| Error::ConnectionLost { address, reason: reason.to_string() })
 }
 
+/// [`lost`], for the async connections.
+pub(crate) fn lost_connection(address: &Address, reason: &str) -> Error {
+    lost(address, reason)
+}
+
 /// No connection could be made.
 fn unreachable(address: &Address, reason: impl std::fmt::Display) -> Error {
     unless_shut_down(address, |address| Error::Unreachable { address, reason: reason.to_string() })
@@ -285,6 +290,11 @@ impl Conn {
             return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
         }
         self.writer.send().map_err(|e| lost(&self.address, e))
+    }
+
+    /// The frames of the connection, and the largest request the manager takes.
+    pub(crate) fn into_parts(self) -> (FrameReader<Stream>, FrameWriter<Stream>, usize) {
+        (self.reader, self.writer, self.max_request)
     }
 
     /// True when the manager closed this connection.

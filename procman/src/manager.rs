@@ -431,6 +431,33 @@ impl<M: Manager> ManagerBuilder<M> {
     /// }
     /// ```
     pub fn start(self) -> Result<M> {
+        self.start_blocking()
+    }
+
+    /// [`start`](Self::start), without blocking the executor: the manager process is started
+    /// and waited for on a thread of its own.
+    ///
+    /// ```rust,no_run
+    /// # use procman::prelude::*;
+    /// # #[manager]
+    /// # pub struct AppManager;
+    /// # #[manager]
+    /// # impl AppManager {}
+    /// fn main() -> procman::Result<()> {
+    ///     procman::init();
+    ///     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    ///     rt.block_on(async {
+    ///         let m = AppManager::new().start_async().await?;
+    ///         assert!(m.pid().is_some());
+    ///         m.shutdown_async().await
+    ///     })
+    /// }
+    /// ```
+    pub async fn start_async(self) -> Result<M> {
+        crate::asynchronous::off_thread(move || self.start_blocking()).await
+    }
+
+    fn start_blocking(self) -> Result<M> {
         role::check_not_unclaimed_child();
         let config = self.config()?;
         let key = AuthKey::new(&config.authkey);
@@ -538,6 +565,16 @@ impl<M: Manager> ManagerBuilder<M> {
     /// # }
     /// ```
     pub fn connect(self) -> Result<M> {
+        self.connect_blocking()
+    }
+
+    /// [`connect`](Self::connect), without blocking the executor: the connection and the
+    /// handshake run on a thread of their own.
+    pub async fn connect_async(self) -> Result<M> {
+        crate::asynchronous::off_thread(move || self.connect_blocking()).await
+    }
+
+    fn connect_blocking(self) -> Result<M> {
         let address = match self.address {
             Some(Ok(ref a)) => a.clone(),
             Some(Err(ref e)) => return Err(Error::usage(e)),
@@ -859,6 +896,17 @@ impl BaseManager {
     /// # }
     /// ```
     pub fn shutdown(&self) -> Result<()> {
+        self.shutdown_blocking()
+    }
+
+    /// [`shutdown`](Self::shutdown), without blocking the executor: the manager is asked to
+    /// stop and waited for on a thread of its own.
+    pub async fn shutdown_async(&self) -> Result<()> {
+        let m = self.clone();
+        crate::asynchronous::off_thread(move || m.shutdown_blocking()).await
+    }
+
+    fn shutdown_blocking(&self) -> Result<()> {
         let mut owner = unpoison::lock(&self.inner.owner);
         if matches!(*owner, Owner::Connected) {
             return Ok(());

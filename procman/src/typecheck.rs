@@ -291,8 +291,14 @@ pub(crate) fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
         return Ok(());
     }
     let token = base.token();
-    let client = describe::<T>();
     let (manager, _) = remote_description(token.address(), token.typeid(), Some(token.id()))?;
+    check_description::<T>(base, manager)
+}
+
+/// [`verify`] with the manager's description of the proxy's object in hand.
+pub(crate) fn check_description<T: Dispatch>(base: &BaseProxy, manager: TypeDesc) -> Result<()> {
+    let token = base.token();
+    let client = describe::<T>();
     if manager.fingerprint() != client.fingerprint() {
         return Err(manager.adopt(&client.params).mismatch(&client, token.typeid()));
     }

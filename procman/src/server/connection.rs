@@ -39,9 +39,24 @@ pub(super) struct Session {
     touched: FxHashSet<u64>,
     /// Freed objects are forgotten when `touched` reaches this size.
     prune_at: usize,
+    /// The owners of a multiplexed connection's calls, each a caller of its own (see
+    /// `multiplex.rs`), told at close like `caller`.
+    pub(super) owners: Vec<Caller>,
 }
 
 impl Session {
+    pub(super) fn new(caller: Caller, serving: Rc<Serving>) -> Session {
+        Session { caller, serving, touched: FxHashSet::default(), prune_at: 1024, owners: Vec::new() }
+    }
+
+    pub(super) fn touched_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.touched.iter().copied()
+    }
+
+    pub(super) fn touched_extend(&mut self, ids: impl IntoIterator<Item = u64>) {
+        self.touched.extend(ids);
+    }
+
     /// Records that this connection called object `id`.
     pub(super) fn record_call(&mut self, id: u64, core: &Core) {
         if self.touched.insert(id) && self.touched.len() >= self.prune_at {
@@ -78,9 +93,9 @@ impl Core {
         self.connections.opened(connection, client, pid, &peer);
         self.table().connect(client);
         let caller = Caller { client, connection };
-        let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched });
-        let mut session = Session { caller, serving, touched: FxHashSet::default(), prune_at: 1024 };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.requests(reader, writer, &peer, &mut session))) {
+        let serving = Rc::new(Serving { core: Arc::downgrade(&self), connection: watched, cancelled: None });
+        let mut session = Session::new(caller, serving);
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.clone().requests(reader, writer, &peer, &mut session))) {
             let message = panic_message(&*p);
             tracing::warn!(manager = %self.address, %peer, message, "closed a connection: the manager panicked serving it");
         }
@@ -136,7 +151,7 @@ impl Core {
     /// Answers requests until the client closes the connection, breaks the protocol, or asks
     /// the server to shut down.
     fn requests(
-        &self,
+        self: Arc<Self>,
         mut reader: FrameReader<Stream>,
         mut writer: FrameWriter<Stream>,
         peer: &str,
@@ -171,6 +186,12 @@ impl Core {
                     break;
                 }
             };
+            if matches!(req, Request::Multiplex) {
+                if send_reply(&mut writer, Ok(Vec::new())).is_ok() {
+                    self.multiplexed(reader, writer, peer, session);
+                }
+                return;
+            }
             if matches!(req, Request::Channel) && !reader.get_ref().is_shared_memory() {
                 match self.open_channel(&mut reader, &mut writer, session, peer) {
                     Ok(()) => continue,
@@ -251,7 +272,7 @@ impl Core {
     /// request (beyond the referent's own code, which `guarded` already covers: the last
     /// reference of an object dropped there, say) becomes an error reply, and the connection
     /// goes on.
-    fn handle_guarded(
+    pub(super) fn handle_guarded(
         &self,
         req: Request<'_>,
         session: &mut Session,
@@ -278,6 +299,13 @@ impl Core {
 
     /// Logs why no frame could be read, and tells the peer where that helps it.
     fn unreadable(&self, e: ReadError, writer: &mut FrameWriter<Stream>, peer: &str) {
+        if let Some(e) = self.why_unreadable(e, peer) {
+            let _ = send_reply(writer, Err(e));
+        }
+    }
+
+    /// Logs why no frame could be read; returns what to tell the peer, where that helps it.
+    pub(super) fn why_unreadable(&self, e: ReadError, peer: &str) -> Option<Error> {
         match e {
             ReadError::TooLarge(big) => {
                 tracing::warn!(
@@ -287,11 +315,11 @@ impl Core {
                     limit = big.limit,
                     "closed a connection: frame too large"
                 );
-                let _ = send_reply(writer, Err(Error::FrameTooLarge { size: big.size, limit: big.limit }));
+                Some(Error::FrameTooLarge { size: big.size, limit: big.limit })
             }
             ReadError::NotOpened(n) => {
                 tracing::warn!(manager = %self.address, %peer, "closed a connection: a sealed frame did not open");
-                let _ = send_reply(writer, Err(self.protocol(n)));
+                Some(self.protocol(n))
             }
             ReadError::Deadline => {
                 tracing::warn!(
@@ -300,16 +328,22 @@ impl Core {
                     timeout = ?self.config.frame_timeout,
                     "closed a connection: a frame did not arrive whole in time"
                 );
+                None
             }
             // The peer closed the connection, inside a frame or not.
-            ReadError::Io(_) => {}
+            ReadError::Io(_) => None,
         }
     }
 
     /// Logs a protocol error and sends it to the peer before the connection closes.
     fn refuse(&self, writer: &mut FrameWriter<Stream>, peer: &str, reason: String) {
+        let _ = send_reply(writer, Err(self.refusal(peer, reason)));
+    }
+
+    /// Logs a protocol error; returns it, for the peer.
+    pub(super) fn refusal(&self, peer: &str, reason: String) -> Error {
         tracing::warn!(manager = %self.address, %peer, reason, "closed a connection: protocol error");
-        let _ = send_reply(writer, Err(self.protocol(reason)));
+        self.protocol(reason)
     }
 
     /// The connection closed: the objects it called are told, and when it was its client's
@@ -318,17 +352,35 @@ impl Core {
         let caller = session.caller;
         self.close(caller.connection);
         self.connections.closed(caller.connection);
+        let callers: Vec<Caller> = std::iter::once(caller).chain(session.owners.iter().copied()).collect();
         let (notify, freed): (Vec<Object>, Vec<Object>) = {
             let mut table = self.table();
             let notify = session.touched.iter().filter_map(|id| table.get(*id).map(|(o, _)| o)).collect();
             (notify, table.disconnect(caller.client))
         };
         for o in &notify {
-            let _ = catch_unwind(AssertUnwindSafe(|| o.connection_closed(caller)));
+            for &caller in &callers {
+                let _ = catch_unwind(AssertUnwindSafe(|| o.connection_closed(caller)));
+            }
         }
         // Another connection may have freed one of them meanwhile: this may be the last reference.
         release(&self.address, notify.into_iter().chain(freed));
     }
+}
+
+/// Sends the reply to request `id` of a multiplexed connection: the id, then the reply.
+pub(super) fn send_tagged_reply(w: &mut FrameWriter<Stream>, id: u64, r: Result<Vec<u8>>) -> io::Result<()> {
+    let framed = match &r {
+        Ok(b) => match w.encode_with_tail(&(id, message::ok_head(b.len())), b.len()) {
+            Ok(_) => return w.send_with_tail(b),
+            Err(e) => Err(e),
+        },
+        Err(e) => w.encode(&(id, Reply::Err(e))),
+    };
+    if let Err(e) = framed {
+        w.encode(&(id, Reply::Err(&e))).map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    w.send()
 }
 
 /// Sends a reply; a payload is sent from where it lies (see [`FrameWriter::send_with_tail`]).

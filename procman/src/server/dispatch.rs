@@ -65,6 +65,9 @@ impl Core {
             // Asked again on a connection that has its channel (the connection loop answers the
             // first request itself): the frames stay where they are.
             Request::Channel => wire::encode(&None::<u64>, "a channel offer"),
+            // The connection loop answers the first; on a multiplexed connection it is refused
+            // before it gets here.
+            Request::Multiplex => Err(self.protocol("a connection already multiplexed")),
         })
     }
 

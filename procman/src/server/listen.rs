@@ -189,6 +189,12 @@ impl Core {
         Some(number)
     }
 
+    /// A connection number that no connection has: for the owners of a multiplexed
+    /// connection's calls.
+    pub(super) fn connection_number(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub(super) fn close(&self, connection: u64) {
         unpoison::lock(&self.open).remove(&connection);
     }

@@ -8,6 +8,7 @@ use crate::shared::{Caller, Dispatch, Referent};
 use crate::transport::Stream;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 /// A connection as the calls made on it see it.
@@ -15,10 +16,29 @@ pub(super) struct Serving {
     pub(super) core: Weak<Core>,
     /// The connection's socket, to see whether the caller hung up.
     pub(super) connection: Arc<Stream>,
+    /// Raised when the caller of this one call gave up on it (a multiplexed connection's
+    /// `Cancel`): the call's waits end as when the caller hangs up.
+    pub(super) cancelled: Option<Arc<AtomicBool>>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Serving>>> = const { RefCell::new(None) };
+    /// Inside [`uncancellable`]: a cancel does not end the waits.
+    static UNCANCELLABLE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` with the current call's cancel ignored (a hang-up still counts): for what a call
+/// must finish even when its caller gave up on it, as a condition's `wait` taking its lock back.
+pub(crate) fn uncancellable<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNCANCELLABLE.with(|u| u.set(u.get() - 1));
+        }
+    }
+    UNCANCELLABLE.with(|u| u.set(u.get() + 1));
+    let _restore = Restore;
+    f()
 }
 
 /// While it lives, the current thread runs a call of `caller` on the connection `serving`:
@@ -72,7 +92,13 @@ pub(crate) fn caller_connection_watched() -> bool {
 /// True when the caller of the current call has closed its connection (its process died or
 /// its thread ended) while the call was running.
 pub(crate) fn caller_gone() -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| s.connection.hung_up()))
+    CURRENT.with(|c| {
+        c.borrow().as_ref().is_some_and(|s| {
+            let cancelled =
+                s.cancelled.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) && UNCANCELLABLE.with(|u| u.get() == 0);
+            cancelled || s.connection.hung_up()
+        })
+    })
 }
 
 #[cfg(test)]
@@ -82,7 +108,7 @@ mod tests {
     #[test]
     fn a_scope_is_restored_when_a_call_panics() {
         let (a, _b) = Stream::pair().unwrap();
-        let serving = Rc::new(Serving { core: Weak::new(), connection: Arc::new(a) });
+        let serving = Rc::new(Serving { core: Weak::new(), connection: Arc::new(a), cancelled: None });
         let caller = Caller { client: 7, connection: 3 };
         assert!(!caller_connection_watched());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

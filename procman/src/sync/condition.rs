@@ -80,6 +80,12 @@ impl Condition {
         self.core.lock().release()
     }
 
+    /// Releases the condition's lock if `acquired`. An async `acquire` whose future was
+    /// dropped after it had taken the lock runs this on its result.
+    pub fn release_acquired(&self, acquired: bool) -> Result<()> {
+        if acquired { self.core.lock().release() } else { Ok(()) }
+    }
+
     /// Releases the lock, waits until notified (or `timeout` passes), then re-acquires it.
     /// Returns false on timeout. [`Error::NotHeld`] when the caller does not hold the lock.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
@@ -215,7 +221,8 @@ impl ConditionCore {
         if !signaled {
             lock(&self.waiters).retain(|w| !Arc::ptr_eq(w, &waiter));
         }
-        self.lock.restore(saved);
+        // A cancelled wait takes its lock back too: its owner holds it again, as after any wait.
+        crate::server::uncancellable(|| self.lock.restore(saved));
         waited
     }
 

@@ -47,6 +47,13 @@ impl Lock {
         self.core.release()
     }
 
+    /// Releases the lock if `acquired`. An async `acquire` whose future was dropped after it
+    /// had taken the lock runs this on its result, so a dropped `acquire` never leaves the lock
+    /// held.
+    pub fn release_acquired(&self, acquired: bool) -> Result<()> {
+        if acquired { self.core.release() } else { Ok(()) }
+    }
+
     /// True while some client holds the lock.
     pub fn locked(&self) -> bool {
         self.core.locked()

@@ -69,6 +69,14 @@ impl<T: 'static> Queue<T> {
         self.core.get(block, timeout).map(Encoded::from_blob)
     }
 
+    /// Puts an item back at the front, where the next `get` takes it; it counts as not yet
+    /// taken (no `task_done` is owed for it twice). An async `get` whose future was dropped
+    /// after it had taken an item runs this on the item, so a dropped `get` loses nothing.
+    pub fn put_back(&self, item: Encoded<T>) -> Result<()> {
+        self.core.put_back(item.into_blob());
+        Ok(())
+    }
+
     /// The number of items.
     pub fn qsize(&self) -> usize {
         self.core.qsize()
@@ -236,6 +244,12 @@ impl QueueCore {
         drop(g);
         self.not_full.notify_one();
         Ok(item)
+    }
+
+    /// Returns a taken item to the front, past any bound: it was in the queue a moment ago.
+    pub(crate) fn put_back(&self, item: Blob) {
+        lock(&self.inner).items.push_front(item);
+        self.not_empty.notify_one();
     }
 
     pub(crate) fn qsize(&self) -> usize {

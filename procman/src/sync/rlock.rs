@@ -44,6 +44,13 @@ impl RLock {
         self.core.release()
     }
 
+    /// Releases the lock once if `acquired`. An async `acquire` whose future was dropped after it
+    /// had taken the lock runs this on its result, so a dropped `acquire` never leaves the lock
+    /// held.
+    pub fn release_acquired(&self, acquired: bool) -> Result<()> {
+        if acquired { self.core.release() } else { Ok(()) }
+    }
+
     /// Whether some client thread holds the lock, and how many times.
     pub fn state(&self) -> (bool, usize) {
         self.core.describe()

@@ -39,6 +39,13 @@ macro_rules! semaphore {
                 self.core.release(1)
             }
 
+            /// Gives the permit back if `acquired`. An async `acquire` whose future was dropped
+            /// after it had taken a permit runs this on its result, so a dropped `acquire` never
+            /// keeps a permit.
+            pub fn release_acquired(&self, acquired: bool) -> Result<()> {
+                if acquired { self.core.release(1) } else { Ok(()) }
+            }
+
             /// The number of free permits.
             pub fn value(&self) -> usize {
                 self.core.value()

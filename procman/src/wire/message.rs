@@ -72,6 +72,28 @@ pub(crate) enum Request<'a> {
     /// memfd travels beside the reply, after which both sides use it; or `None`, and the
     /// frames stay on the socket.
     Channel,
+    /// Switch this connection to multiplexed frames (the reply is empty): from then on each
+    /// frame of the client is a [`Tagged`] header and, for a request, the request; each of the
+    /// server's is the request's id and the reply. Many calls are then in flight at once.
+    Multiplex,
+}
+
+impl Request<'_> {
+    /// True for the requests a multiplexed connection carries: all but those that set up or
+    /// end a connection.
+    pub(crate) fn multiplexable(&self) -> bool {
+        !matches!(self, Request::Hello { .. } | Request::Shutdown | Request::Channel | Request::Multiplex)
+    }
+}
+
+/// The header of a client's frame on a multiplexed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Tagged {
+    /// A request follows, with its id (unique among the connection's calls in flight) and its
+    /// owner (the logical caller: a task).
+    Request { id: u64, owner: u64 },
+    /// The caller of request `id` gave up on it.
+    Cancel { id: u64 },
 }
 
 /// What a client's hello says.
