@@ -101,3 +101,12 @@ fn run_with(name: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{name} failed: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     stdout
 }
+
+#[test]
+fn async_tour_shares_a_counter_a_queue_and_a_lock_among_tokio_tasks() {
+    let out = run("async_tour");
+    assert!(out.contains("1,000 tasks incremented the counter to 1000"), "{out}");
+    assert!(out.contains("the consumers got all 300 items, each once"), "{out}");
+    assert!(out.contains("a get on an empty queue timed out: true"), "{out}");
+    assert!(out.ends_with("manager shut down\n"), "{out}");
+}

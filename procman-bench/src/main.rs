@@ -40,6 +40,9 @@
 //! - `bulk`: a `Vec<u8>` echo of 8 B, 1 KiB, 64 KiB, 1 MiB and 8 MiB in GB/s (both directions
 //!   counted) vs `memcpy` of the same size [8 MiB ≥ 2 GB/s], and 1 KiB vs 8 B time per call
 //!   [≤ 1.5x];
+//! - `async`: an async proxy call (one task awaiting one call after the other) vs the blocking
+//!   call, with the fast path and with it off [≤ 1.5x]; 1,000 concurrent async callers on a
+//!   2-thread tokio runtime vs 64 blocking threads, calls per second;
 //! - `python`: Python's script alone, its figures printed.
 //!
 //! It prints one markdown table, `| benchmark | procman | baseline | ratio | bar | met |`:
@@ -149,6 +152,9 @@ fn main() {
     }
     if cfg.runs("bulk") {
         rows::bulk::rows(cfg.scale, &mut table);
+    }
+    if cfg.runs("async") {
+        rows::asynchronous::rows(cfg.scale, &mut table);
     }
     if cfg.only.as_deref() == Some("python") {
         println!("{:#?}", python.figures());

@@ -44,6 +44,12 @@ pub(crate) enum Key {
     BulkEcho(usize),
     /// The time of a 1 KiB echo beside an 8 B echo.
     BulkSmall,
+    /// An async proxy call beside the blocking one, fast path.
+    AsyncCall,
+    /// The same with the fast path off.
+    AsyncCallSocket,
+    /// 1,000 async callers beside 64 blocking threads, calls per second.
+    AsyncMany,
 }
 
 /// A measured figure, with its unit.

@@ -7,8 +7,11 @@
 //! - `server.rs`: `start` and `memory`, the server's start-up and its memory per object;
 //! - `shm.rs`: `shm`, LocalManager's shared-memory objects beside raw atomics and `memcpy`;
 //! - `bulk.rs`: `bulk`, a `Vec<u8>` echo of 8 B to 8 MiB beside `memcpy` of the same size;
+//! - `asynchronous.rs`: `async`, an async proxy call beside the blocking one, and 1,000 async
+//!   callers beside 64 blocking threads;
 //! - `bench_manager.rs`: the manager they measure and the `Counter` it serves.
 
+pub(crate) mod asynchronous;
 mod bench_manager;
 pub(crate) mod bulk;
 pub(crate) mod call;
