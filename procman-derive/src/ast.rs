@@ -20,17 +20,30 @@ pub(crate) struct SharedType<'a> {
     pub(crate) generics: &'a Generics,
     /// `FooProxy`, at the span of `Foo`.
     pub(crate) proxy_ident: Ident,
+    /// `AsyncFooProxy`, at the span of `Foo`.
+    pub(crate) async_proxy_ident: Ident,
 }
 
 impl<'a> SharedType<'a> {
     pub(crate) fn from_syn(input: &'a DeriveInput) -> Self {
-        SharedType { input, ident: &input.ident, generics: &input.generics, proxy_ident: proxy_ident(&input.ident) }
+        SharedType {
+            input,
+            ident: &input.ident,
+            generics: &input.generics,
+            proxy_ident: proxy_ident(&input.ident),
+            async_proxy_ident: async_proxy_ident(&input.ident),
+        }
     }
 }
 
 /// `Foo` -> `FooProxy`, at the span of `Foo`.
 pub(crate) fn proxy_ident(ident: &Ident) -> Ident {
     format_ident!("{}Proxy", ident, span = ident.span())
+}
+
+/// `Foo` -> `AsyncFooProxy` (`Async` and the proxy's name), at the span of `Foo`.
+pub(crate) fn async_proxy_ident(ident: &Ident) -> Ident {
+    format_ident!("Async{}", proxy_ident(ident), span = ident.span())
 }
 
 /// An impl block with `#[shared]`.
@@ -43,6 +56,8 @@ pub(crate) struct SharedImpl {
     pub(crate) methods: Vec<Method>,
     /// The proxy type (`FooProxy<T>` for `Foo<T>`); `None` when the self type is no path.
     pub(crate) proxy_ty: Option<Type>,
+    /// The async proxy type (`AsyncFooProxy<T>` for `Foo<T>`); `None` with `proxy_ty`.
+    pub(crate) async_proxy_ty: Option<Type>,
     /// The `#[shared(client)]` methods, taken out of the block: they become methods of the
     /// proxy, run in the caller's process.
     pub(crate) client_methods: Vec<syn::ImplItemFn>,
@@ -114,8 +129,9 @@ impl SharedImpl {
             kept.push(impl_item);
         }
         item.items = kept;
-        let proxy_ty = proxy_type(&item.self_ty);
-        SharedImpl { item, exposed_list, methods, proxy_ty, client_methods }
+        let proxy_ty = proxy_type(&item.self_ty, proxy_ident);
+        let async_proxy_ty = proxy_type(&item.self_ty, async_proxy_ident);
+        SharedImpl { item, exposed_list, methods, proxy_ty, async_proxy_ty, client_methods }
     }
 
     /// The methods that get a proxy twin and a dispatch arm.
@@ -131,7 +147,7 @@ impl SharedImpl {
 
 /// A `#[shared(client)]` method takes `&self` (the proxy) and no other option.
 fn client_method_shape(f: &syn::ImplItemFn, attrs: &MethodAttrs, span: Span, errors: &mut Errors) {
-    use crate::symbol::{CLIENT, ON_DISCONNECT, PROXY, RENAME, SKIP};
+    use crate::symbol::{CLIENT, ON_DISCONNECT, PROXY, RENAME, SKIP, UNDO};
     let others = [(attrs.skip, SKIP), (attrs.proxy, PROXY), (attrs.on_disconnect, ON_DISCONNECT)];
     for (other, name) in others {
         if other.is_some() {
@@ -141,6 +157,14 @@ fn client_method_shape(f: &syn::ImplItemFn, attrs: &MethodAttrs, span: Span, err
     if let Some(rename) = &attrs.rename {
         errors
             .error(rename, format_args!("`{RENAME}` has no effect on a `{CLIENT}` method: it never crosses the wire"));
+    }
+    if let Some(undo) = &attrs.undo {
+        errors.error(
+            &undo.tokens,
+            format_args!(
+                "`{UNDO}` has no effect on a `{CLIENT}` method: it runs in the caller, whose result is never lost"
+            ),
+        );
     }
     if receiver(&f.sig) != Receiver::Shared {
         errors.error(
@@ -159,15 +183,15 @@ fn no_helper(attrs: &mut Vec<Attribute>, errors: &mut Errors) {
     }
 }
 
-/// `path::FooProxy<T>` for `path::Foo<T>`.
-fn proxy_type(self_ty: &Type) -> Option<Type> {
+/// `path::FooProxy<T>` for `path::Foo<T>` (or `path::AsyncFooProxy<T>`, after `name`).
+fn proxy_type(self_ty: &Type, name: fn(&Ident) -> Ident) -> Option<Type> {
     let Type::Path(path) = ty::ungroup(self_ty) else { return None };
     if path.qself.is_some() {
         return None;
     }
     let mut path = path.clone();
     let last = path.path.segments.last_mut()?;
-    last.ident = proxy_ident(&last.ident);
+    last.ident = name(&last.ident);
     Some(Type::Path(path))
 }
 

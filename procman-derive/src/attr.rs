@@ -4,7 +4,9 @@
 //! mistake: a duplicate key errors at the second occurrence, an unknown key at the key.
 
 use crate::ctxt::Errors;
-use crate::symbol::{CLIENT, EXPOSED, MANAGER, ON_DISCONNECT, PROXY, RENAME, SHARED, SINGLETON, SKIP, SYNC, TYPEID};
+use crate::symbol::{
+    CLIENT, EXPOSED, MANAGER, ON_DISCONNECT, PROXY, RENAME, SHARED, SINGLETON, SKIP, SYNC, TYPEID, UNDO,
+};
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
@@ -28,6 +30,17 @@ pub(crate) struct MethodAttrs {
     pub(crate) client: Option<Span>,
     /// `rename = "..."`: the method's name on the wire.
     pub(crate) rename: Option<LitStr>,
+    /// `undo = method`: the exposed method that takes the result back when the caller of the
+    /// async proxy method has gone.
+    pub(crate) undo: Option<Undo>,
+}
+
+/// `undo = method` on a method.
+pub(crate) struct Undo {
+    /// The method named.
+    pub(crate) method: Ident,
+    /// `undo = method` as written, where its errors point.
+    pub(crate) tokens: TokenStream,
 }
 
 /// `#[manager(...)]` on a manager struct.
@@ -84,7 +97,7 @@ pub(crate) fn impl_args(args: TokenStream, errors: &mut Errors) -> ImplArgs {
 }
 
 fn is_method_key(meta: &ParseNestedMeta<'_>) -> bool {
-    [SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME].iter().any(|key| meta.path.is_ident(key))
+    [SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME, UNDO].iter().any(|key| meta.path.is_ident(key))
 }
 
 /// Takes the `#[shared(...)]` attributes out of `attrs` and parses them.
@@ -104,6 +117,38 @@ pub(crate) fn method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> M
                 out.rename = Some(value);
                 return Ok(());
             }
+            if meta.path.is_ident(UNDO) {
+                if out.undo.is_some() {
+                    errors.push(meta.error(format_args!("duplicate `{UNDO}`")));
+                    return skip_value(&meta);
+                }
+                let key = meta.path.clone();
+                let eq: Token![=] = match meta.input.parse() {
+                    Ok(eq) => eq,
+                    Err(_) => {
+                        errors.push(meta.error(format_args!(
+                            "`{UNDO}` names the method that takes the result back, as in `{UNDO} = put`"
+                        )));
+                        return skip_value(&meta);
+                    }
+                };
+                let value: syn::Expr = meta.input.parse()?;
+                match &value {
+                    syn::Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
+                        if let Some(method) = path.path.get_ident() {
+                            let tokens = quote::quote!(#key #eq #method);
+                            out.undo = Some(Undo { method: method.clone(), tokens });
+                            return Ok(());
+                        }
+                    }
+                    _ => {}
+                }
+                errors.error(
+                    &value,
+                    format_args!("expected the name of a method of this impl block, as in `{UNDO} = put`"),
+                );
+                return Ok(());
+            }
             let slot = if meta.path.is_ident(SKIP) {
                 &mut out.skip
             } else if meta.path.is_ident(PROXY) {
@@ -114,7 +159,7 @@ pub(crate) fn method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> M
                 &mut out.client
             } else {
                 let hint = if meta.path.is_ident(EXPOSED) { "; `exposed(...)` goes on the impl block" } else { "" };
-                return unknown_key(&meta, errors, SHARED, &[SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME], hint);
+                return unknown_key(&meta, errors, SHARED, &[SKIP, PROXY, ON_DISCONNECT, CLIENT, RENAME, UNDO], hint);
             };
             flag(slot, &meta, errors)
         });

@@ -8,13 +8,17 @@
 //!
 //! - `#[derive(Shared)]` adds the proxy struct `CounterProxy` (same visibility and generic
 //!   parameters, without bounds), `impl Shared for Counter`, `impl Proxy for CounterProxy`, and
-//!   `Clone`, `Debug`, `Deref<Target = BaseProxy>`, `Serialize` and `Deserialize` for the proxy.
+//!   `Clone`, `Debug`, `Deref<Target = BaseProxy>`, `Serialize` and `Deserialize` for the proxy;
+//!   and the async proxy `AsyncCounterProxy(CounterProxy)` (the same visibility and parameters),
+//!   with `impl AsyncProxy`, `Clone`, `Debug`, `Serialize`, `Deserialize` and `Schema` (those of
+//!   the proxy: the same bytes) and `From` both ways.
 //! - `#[shared]` on `impl Counter { ... }` keeps the block as written (minus the helper
 //!   attributes) and adds `impl Dispatch for Counter` — the exposed names and a `match` on the
 //!   method name that decodes the arguments, calls the method under the referent's read lock
 //!   (`&self`) or write lock (`&mut self`) and encodes the result — plus one method on
 //!   `CounterProxy` per exposed method, with the same name, arguments, docs and `cfg`s,
-//!   returning `procman::Result<_>`.
+//!   returning `procman::Result<_>`, and its twin on `AsyncCounterProxy`: an `async fn` that
+//!   encodes the arguments the same way, then awaits the call (`__private::asynch`).
 //! - `#[manager]` on `struct AppManager;` makes it a handle on a manager process
 //!   (`AppManager::new()` returns a `ManagerBuilder`); on `impl AppManager { ... }` it turns each
 //!   fn without `self` into a creator: a client method `m.counter(..)` returning the proxy, and,
@@ -77,6 +81,13 @@ use proc_macro::TokenStream;
 ///
 /// Shared types are `Send + Sync + 'static`: lifetime parameters are refused; a type that is
 /// not `Send + Sync` is reported at its name.
+///
+/// Beside the proxy it generates the async proxy `AsyncFooProxy<T>`, a wrapper of `FooProxy<T>`
+/// with the same visibility and parameters, implementing `procman::AsyncProxy`: get one with
+/// `proxy.into_async()` or `AsyncFooProxy::from(proxy)`, and the proxy back with
+/// `into_blocking()` or `FooProxy::from(async_proxy)`. It is `Clone`, `Debug`, and serializes
+/// as the proxy does (the same bytes and fingerprint), so it travels to other processes the
+/// same way. Its methods, `async fn`s, come from `#[shared]` too.
 ///
 /// ```
 /// use procman::prelude::*;
@@ -200,7 +211,40 @@ pub fn derive_schema(input: TokenStream) -> TokenStream {
 ///   and `call_method` know) differs from its Rust name.
 /// - `#[shared(client)]`: a method taking `&self` that runs in the caller's process, as a method
 ///   of the proxy (there `self` is the proxy): defaults and conveniences written once beside the
-///   methods they call. It is not exposed and not kept on the type.
+///   methods they call. It is not exposed and not kept on the type. The async proxy gets it
+///   too, as an `async fn` with the same signature (see below).
+/// - `#[shared(undo = method)]`: for the async proxy. When the caller of the async method has
+///   gone (its future was dropped) after the server produced a successful result, the client
+///   calls `method` with that result's encoded bytes as its argument, so nothing is lost (a
+///   queue's `get` puts the item back; a lock's `acquire` releases). `method` is another exposed
+///   method of the same impl block taking exactly one argument besides `&self`; anything else
+///   is a compile error at the attribute. Its argument must decode from those bytes: it has the
+///   type of the result as the server sends it (the `T` of a `T` or of a flattened `Result<T>`,
+///   the whole `Option<T>` or `Result<T, E>` otherwise), which the macro does not check. The
+///   blocking methods are unaffected.
+///
+/// # Async proxies
+///
+/// Each exposed method also gets a twin on the async proxy `AsyncFooProxy` (see
+/// [`derive@Shared`]): `async fn` with the same name, arguments, docs and `cfg`s, returning the
+/// same `procman::Result<_>`, except that a `#[shared(proxy)]` method returns the new object's
+/// async proxy. The arguments are encoded before the first await, so the future is `Send` when
+/// the argument types are `Send + Sync`.
+///
+/// A `#[shared(client)]` helper becomes an `async fn` of the async proxy with the same
+/// signature, whose body is the helper's with each call `self.method(..)` of a proxy method
+/// (an exposed method or another helper) awaited: `self.get(key)?` becomes
+/// `self.get(key).await?`; a `#[shared(proxy)]` method's result is turned back into the
+/// blocking proxy there, the type the body was written for. The async proxy lacks the helpers
+/// this cannot serve; their blocking form stays on the proxy:
+///
+/// - one that calls a proxy method on `self` inside a closure, an `async` block or a nested fn
+///   or item, where it cannot be awaited;
+/// - one that uses `self` in any other way (passes it on, calls a method of `BaseProxy` through
+///   it, names it inside a macro call or a format string) or names `Self`, which would mean the
+///   async proxy where the helper means the blocking one (`LockGuard<'_, Self>`);
+/// - one that calls a helper the async proxy lacks, or that calls itself, directly or through
+///   other helpers.
 ///
 /// Where a method takes or returns `procman::Encoded<T>`, the proxy takes or returns `T`: the
 /// manager keeps the value encoded and never needs `T` (see `procman::Encoded`). The same holds
@@ -272,6 +316,74 @@ pub fn derive_schema(input: TokenStream) -> TokenStream {
 /// copy.add("bob")?;
 /// assert_eq!((r.count()?, copy.count()?), (1, 2));
 /// assert_eq!(r.call_method::<_, usize>("len", &())?, 1);
+/// # Ok::<(), procman::Error>(())
+/// ```
+///
+/// The same object through its async proxy; `undo` says what takes a result back:
+///
+/// ```
+/// use procman::prelude::*;
+/// # use std::future::Future;
+/// # use std::sync::Arc;
+/// # use std::task::{Context, Poll, Wake, Waker};
+/// # fn block_on<F: Future>(future: F) -> F::Output {
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark {
+/// #         fn wake(self: Arc<Self>) {
+/// #             self.0.unpark();
+/// #         }
+/// #     }
+/// #     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         match future.as_mut().poll(&mut cx) {
+/// #             Poll::Ready(output) => return output,
+/// #             Poll::Pending => std::thread::park(),
+/// #         }
+/// #     }
+/// # }
+///
+/// #[derive(Shared, Debug, Default)]
+/// pub struct Jobs {
+///     queue: Vec<String>,
+/// }
+///
+/// #[shared]
+/// impl Jobs {
+///     pub fn push(&mut self, job: String) {
+///         self.queue.push(job);
+///     }
+///     /// A job taken by a caller that went away is pushed back.
+///     #[shared(undo = push)]
+///     pub fn pop(&mut self) -> procman::Result<String> {
+///         self.queue.pop().ok_or(procman::Error::Empty)
+///     }
+///     #[shared(client)]
+///     pub fn push_all(&self, jobs: Vec<String>) -> procman::Result<()> {
+///         for job in jobs {
+///             self.push(job)?; // `self.push(job).await?` on the async proxy
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// #[manager]
+/// pub struct JobManager;
+///
+/// #[manager]
+/// impl JobManager {
+///     fn jobs() -> Jobs { Jobs::default() }
+/// }
+///
+/// procman::init();
+/// let m = JobManager::new().serve_in_background()?;
+/// let jobs: AsyncJobsProxy = m.jobs()?.into_async();
+/// block_on(async {
+///     jobs.push_all(vec!["a".into(), "b".into()]).await?;
+///     assert_eq!(jobs.pop().await?, "b");
+///     Ok::<(), procman::Error>(())
+/// })?;
 /// # Ok::<(), procman::Error>(())
 /// ```
 #[proc_macro_attribute]

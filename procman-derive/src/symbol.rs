@@ -19,6 +19,9 @@ pub(crate) const ON_DISCONNECT: &str = "on_disconnect";
 pub(crate) const RENAME: &str = "rename";
 /// `#[shared(client)]` on a method: it runs in the caller's process, as a method of the proxy.
 pub(crate) const CLIENT: &str = "client";
+/// `#[shared(undo = method)]` on a method: the exposed method that takes its result back when
+/// the caller of the async proxy method has gone.
+pub(crate) const UNDO: &str = "undo";
 
 /// `#[manager(sync)]` on a manager struct: the manager also serves the built-in types.
 pub(crate) const SYNC: &str = "sync";

@@ -4,9 +4,9 @@
 
 use crate::ast::{Creator, ManagerImpl, ManagerStruct, Method, Receiver, SharedImpl, SharedType};
 use crate::ctxt::Errors;
-use crate::symbol::{EXPOSED, ON_DISCONNECT, PROXY, RENAME, SINGLETON, SKIP};
+use crate::symbol::{EXPOSED, ON_DISCONNECT, PROXY, RENAME, SINGLETON, SKIP, UNDO};
 use std::collections::BTreeSet;
-use syn::{Fields, GenericParam, Generics, Signature, Type};
+use syn::{Fields, GenericParam, Generics, Ident, Signature, Type};
 
 const STATIC_ONLY: &str = "shared types must be 'static: a manager keeps its objects for as long as \
      any process holds a proxy; remove the lifetime parameter";
@@ -61,11 +61,18 @@ pub(crate) fn shared_impl(model: &mut SharedImpl, errors: &mut Errors) {
         }
     }
 
+    // What `undo = method` may name, and what it may not.
+    let undoers = Undoers {
+        exposed: model.methods.iter().filter(|m| m.exposed).map(|m| (m.ident().clone(), m.args.len())).collect(),
+        unexposed: model.methods.iter().filter(|m| !m.exposed).map(|m| m.ident().clone()).collect(),
+        client: model.client_methods.iter().map(|f| f.sig.ident.clone()).collect(),
+    };
     let mut on_disconnect_seen = false;
     let mut wire_names = BTreeSet::new();
     for method in &mut model.methods {
         let mut method_errors = Errors::default();
         helper_conflicts(method, model.exposed_list.is_some(), &mut method_errors);
+        undo_target(method, &undoers, &mut method_errors);
         if method.exposed && !wire_names.insert(method.wire_name()) {
             let message = format_args!(
                 "two exposed methods have the wire name `{}`: each needs its own (`#[shared({RENAME} = \"...\")]`)",
@@ -127,6 +134,16 @@ fn helper_conflicts(method: &Method, has_list: bool, errors: &mut Errors) {
     {
         errors.error(rename, format_args!("`{RENAME}` on a method that is not exposed: it has no wire name"));
     }
+    if let Some(undo) = &attrs.undo
+        && !method.exposed
+    {
+        errors.error(
+            &undo.tokens,
+            format_args!(
+                "`{UNDO}` on a method that is not exposed: it has no async proxy twin whose result could be lost"
+            ),
+        );
+    }
     if let Some(proxy) = attrs.proxy
         && !method.exposed
         && attrs.skip.is_none()
@@ -138,6 +155,56 @@ fn helper_conflicts(method: &Method, has_list: bool, errors: &mut Errors) {
                      taking `&self` or `&mut self` (or those named in `{EXPOSED}(...)`)"
             ),
         );
+    }
+}
+
+/// The methods of a block, as `undo = method` may name them.
+struct Undoers {
+    /// The exposed methods, with their number of arguments besides `self`.
+    exposed: Vec<(Ident, usize)>,
+    unexposed: Vec<Ident>,
+    client: Vec<Ident>,
+}
+
+/// `undo = other`: `other` is another exposed method of the block, taking exactly one argument
+/// (the result's bytes) besides `&self`.
+fn undo_target(method: &Method, undoers: &Undoers, errors: &mut Errors) {
+    let Some(undo) = &method.attrs.undo else { return };
+    let name = &undo.method;
+    if !method.exposed {
+        // The method itself is no exposed one: reported by `helper_conflicts`.
+        return;
+    }
+    if name == method.ident() {
+        errors.error(
+            &undo.tokens,
+            format_args!(
+                "`{UNDO} = {name}` names the method itself: `{UNDO}` names another exposed method, \
+                 which takes this method's result back"
+            ),
+        );
+        return;
+    }
+    let what = format!("`{UNDO}` names an exposed method taking one argument, which gets this method's result back");
+    match undoers.exposed.iter().find(|(ident, _)| ident == name) {
+        None if undoers.client.contains(name) => errors.error(
+            &undo.tokens,
+            format_args!("`{UNDO} = {name}`: `{name}` is a `client` method, which runs in the caller; {what}"),
+        ),
+        None if undoers.unexposed.contains(name) => {
+            errors.error(&undo.tokens, format_args!("`{UNDO} = {name}`: `{name}` is not exposed; {what}"))
+        }
+        None => {
+            errors.error(&undo.tokens, format_args!("`{UNDO} = {name}`: no method `{name}` in this impl block; {what}"))
+        }
+        Some((_, 1)) => {}
+        Some((_, count)) => errors.error(
+            &undo.tokens,
+            format_args!(
+                "`{UNDO} = {name}`: `{name}` takes {count} arguments besides `&self`; the method \
+                 named by `{UNDO}` takes exactly one, which gets this method's result back"
+            ),
+        ),
     }
 }
 

@@ -32,6 +32,10 @@ pub trait Proxy: Sized + Clone + Serialize + DeserializeOwned + Send + Sync + 's
     /// The type of the object this proxy refers to.
     type Referent;
 
+    /// The async proxy of the same type (`CounterProxy` -> `AsyncCounterProxy`): the same
+    /// methods as `async fn`s. See [`AsyncProxy`].
+    type Async: AsyncProxy<Blocking = Self>;
+
     /// Wraps an untyped proxy. The caller vouches that the referent has type `Self::Referent`.
     fn from_base(base: BaseProxy) -> Self;
 
@@ -50,6 +54,107 @@ pub trait Proxy: Sized + Clone + Serialize + DeserializeOwned + Send + Sync + 's
         let bytes = self.base().get_value_bytes()?;
         crate::wire::decode::<Self::Referent>(&bytes, "the value of a shared object")
     }
+
+    /// Turns this proxy into the async proxy of the same object, keeping its reference
+    /// (nothing is sent to the manager). [`AsyncProxy::into_blocking`] turns it back.
+    fn into_async(self) -> Self::Async {
+        Self::Async::from_blocking(self)
+    }
+}
+
+/// An async proxy: a handle, in any process, to an object held by a manager, whose methods are
+/// `async fn`s.
+///
+/// `#[derive(Shared)]` generates one beside each proxy: `AsyncCounterProxy` beside
+/// `CounterProxy`, with the same visibility and type parameters. It wraps the blocking proxy
+/// and holds the same reference: [`Proxy::into_async`] (or `AsyncCounterProxy::from(proxy)`)
+/// makes one, [`into_blocking`](Self::into_blocking) gives the blocking proxy back and
+/// [`blocking`](Self::blocking) lends it. `#[shared]` gives it one `async fn` per exposed
+/// method, with the same name and arguments, returning the same `procman::Result<_>`; a
+/// `#[shared(proxy)]` method returns the new object's async proxy. The `#[shared(client)]`
+/// helpers are mirrored as `async fn`s too, where they can be (see [`macro@crate::shared`]).
+///
+/// It serializes exactly as the blocking proxy does (the same bytes, the same fingerprint), so
+/// it travels to other processes the same way: as a [`Process::spawn`](crate::Process::spawn)
+/// argument, in a queue or a dict. It does not dereference to [`BaseProxy`], whose methods
+/// block: use [`blocking`](Self::blocking) for those.
+///
+/// The futures its methods return need no particular executor. A future is `Send` when the
+/// method's arguments are `Send + Sync`, so it can be spawned on a multi-threaded runtime.
+///
+/// ```
+/// use procman::prelude::*;
+/// # use std::future::Future;
+/// # use std::sync::Arc;
+/// # use std::task::{Context, Poll, Wake, Waker};
+/// # // A minimal executor: polls the future on this thread, parking between wake-ups.
+/// # fn block_on<F: Future>(future: F) -> F::Output {
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark {
+/// #         fn wake(self: Arc<Self>) {
+/// #             self.0.unpark();
+/// #         }
+/// #     }
+/// #     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         match future.as_mut().poll(&mut cx) {
+/// #             Poll::Ready(output) => return output,
+/// #             Poll::Pending => std::thread::park(),
+/// #         }
+/// #     }
+/// # }
+///
+/// #[derive(Shared, Debug, Default)]
+/// pub struct Counter {
+///     n: i64,
+/// }
+///
+/// #[shared]
+/// impl Counter {
+///     pub fn incr(&mut self, by: i64) -> i64 {
+///         self.n += by;
+///         self.n
+///     }
+/// }
+///
+/// #[manager]
+/// pub struct Counters;
+///
+/// #[manager]
+/// impl Counters {
+///     fn counter() -> Counter { Counter::default() }
+/// }
+///
+/// procman::init();
+/// let m = Counters::new().serve_in_background()?;
+/// let c: AsyncCounterProxy = m.counter()?.into_async();
+/// // `AsyncCounterProxy::incr(&self, by: i64) -> impl Future<Output = procman::Result<i64>>`
+/// assert_eq!(block_on(c.incr(2))?, 2);
+/// let sum = block_on(async {
+///     let a = c.incr(1).await?;
+///     let b = c.incr(1).await?;
+///     Ok::<_, procman::Error>(a + b)
+/// })?;
+/// assert_eq!(sum, 3 + 4);
+/// // The same object, through the blocking proxy.
+/// let blocking: CounterProxy = c.into_blocking();
+/// assert_eq!(blocking.incr(0)?, 4);
+/// # Ok::<(), procman::Error>(())
+/// ```
+pub trait AsyncProxy: Sized + Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The blocking proxy of the same type (`AsyncCounterProxy` -> `CounterProxy`).
+    type Blocking: Proxy<Async = Self>;
+
+    /// Wraps a blocking proxy, keeping its reference.
+    fn from_blocking(proxy: Self::Blocking) -> Self;
+
+    /// The blocking proxy inside: its methods block the calling thread.
+    fn blocking(&self) -> &Self::Blocking;
+
+    /// Unwraps the blocking proxy, keeping its reference.
+    fn into_blocking(self) -> Self::Blocking;
 }
 
 /// The server-side dispatch table of a shared type. Generated by `#[shared]`.

@@ -19,6 +19,10 @@ mod hygiene {
     pub(crate) struct Default;
     pub(crate) struct Ok;
     pub(crate) struct Err;
+    pub(crate) struct Some;
+    pub(crate) struct None;
+    pub(crate) struct Future;
+    pub(crate) struct AsyncProxy;
     pub(crate) struct u8;
     pub(crate) mod core {}
     pub(crate) mod std {}
@@ -40,6 +44,15 @@ mod hygiene {
         }
         pub(crate) fn take(&self) -> ::core::option::Option<T> {
             self.lock().pop()
+        }
+        #[::procman::shared(undo = put)]
+        pub(crate) fn pop_first(&self) -> Result<T> {
+            let mut items = self.lock();
+            if items.is_empty() {
+                ::core::result::Result::Err(::procman::Error::Empty)
+            } else {
+                ::core::result::Result::Ok(items.remove(0))
+            }
         }
         pub(crate) fn first(&self) -> Result<T> {
             self.lock().first().cloned().ok_or(::procman::Error::Empty)
@@ -69,6 +82,17 @@ mod hygiene {
         }
         #[shared(on_disconnect)]
         fn gone(&self, _caller: ::procman::Caller) {}
+        /// Puts two items; on the async proxy too, with each call awaited.
+        #[::procman::shared(client)]
+        pub(crate) fn put_two(&self, a: T, b: T) -> Result<usize>
+        where
+            T: ::procman::Wire,
+        {
+            self.put(a)?;
+            self.put(b)?;
+            let counter = self.counter()?;
+            ::core::result::Result::Ok(counter.get()? as usize)
+        }
     }
 
     #[derive(::procman::Shared, ::core::fmt::Debug)]
@@ -115,7 +139,7 @@ mod hygiene {
     }
 }
 
-use hygiene::{Counter, CounterProxy, HygieneManager, Store, StoreProxy};
+use hygiene::{AsyncCounterProxy, AsyncStoreProxy, Counter, CounterProxy, HygieneManager, Store, StoreProxy};
 use procman::__private::Dispatch;
 use procman::{Manager, Proxy, Shared};
 
@@ -124,7 +148,7 @@ fn proxy_of<T: Shared<Proxy = P>, P: Proxy<Referent = T>>() {}
 #[test]
 #[allow(clippy::type_complexity)]
 fn generated_items() {
-    assert_eq!(<Store<String> as Dispatch>::EXPOSED, ["put", "take", "first", "len", "count", "counter"]);
+    assert_eq!(<Store<String> as Dispatch>::EXPOSED, ["put", "take", "pop_first", "first", "len", "count", "counter"]);
     assert_eq!(<Counter as Dispatch>::EXPOSED, ["get", "same", "audit"]);
     proxy_of::<Store<String>, StoreProxy<String>>();
     proxy_of::<Counter, CounterProxy>();
@@ -143,4 +167,20 @@ fn generated_items() {
     let _: fn(&HygieneManager) -> procman::Result<StoreProxy<String>> = HygieneManager::store;
     let _: fn(&HygieneManager, i64, &str) -> procman::Result<CounterProxy> = HygieneManager::counter;
     let _: fn(&HygieneManager) -> procman::Result<CounterProxy> = HygieneManager::remote;
+
+    // The async proxies and their methods.
+    fn async_fn<P, A, F: std::future::Future<Output = R>, R>(_: fn(P, A) -> F) {}
+    fn async_fn0<P, F: std::future::Future<Output = R>, R>(_: fn(P) -> F) {}
+    fn pair<P: Proxy<Async = A>, A: procman::AsyncProxy<Blocking = P>>() {}
+    pair::<StoreProxy<String>, AsyncStoreProxy<String>>();
+    pair::<CounterProxy, AsyncCounterProxy>();
+    async_fn::<&AsyncStoreProxy<String>, String, _, procman::Result<()>>(AsyncStoreProxy::put);
+    async_fn0::<&AsyncStoreProxy<String>, _, procman::Result<Option<String>>>(AsyncStoreProxy::take);
+    async_fn0::<&AsyncStoreProxy<String>, _, procman::Result<String>>(AsyncStoreProxy::pop_first);
+    async_fn0::<&AsyncStoreProxy<String>, _, procman::Result<AsyncCounterProxy>>(AsyncStoreProxy::counter);
+    async_fn::<&AsyncCounterProxy, &i64, _, procman::Result<bool>>(AsyncCounterProxy::same);
+    fn put_two(s: &AsyncStoreProxy<String>) -> impl std::future::Future<Output = procman::Result<usize>> + '_ {
+        s.put_two(String::new(), String::new())
+    }
+    let _ = put_two;
 }

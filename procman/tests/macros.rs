@@ -324,6 +324,34 @@ fn proxy_types() {
     let _: fn(&QueueProxy<u8>, u8) -> procman::Result<()> = QueueProxy::put;
 }
 
+#[test]
+#[allow(clippy::type_complexity)]
+fn async_proxy_types() {
+    use procman::AsyncProxy;
+    fn pair<P: Proxy<Async = A>, A: AsyncProxy<Blocking = P> + std::fmt::Debug + From<P> + Into<P>>() {}
+    // The async proxy has the proxy's parameters, defaults included.
+    pair::<CounterProxy, AsyncCounterProxy>();
+    pair::<QueueProxy<String>, AsyncQueueProxy<String>>();
+    pair::<RingProxy, AsyncRingProxy>();
+    pair::<RingProxy<u8, 4>, AsyncRingProxy<u8, 4>>();
+    pair::<RingProxy<String, 2>, AsyncRingProxy<String, 2>>();
+    pair::<SwitchProxy, AsyncSwitchProxy>();
+    pair::<OpaqueProxy, AsyncOpaqueProxy>();
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<AsyncQueueProxy<std::rc::Rc<()>>>();
+    // The methods: `async fn`s with the blocking methods' arguments and results.
+    fn async_fn<P, A, F: std::future::Future<Output = R>, R>(_: fn(P, A) -> F) {}
+    fn async_fn0<P, F: std::future::Future<Output = R>, R>(_: fn(P) -> F) {}
+    async_fn::<&AsyncCounterProxy, i64, _, procman::Result<i64>>(AsyncCounterProxy::incr);
+    async_fn0::<&AsyncCounterProxy, _, procman::Result<String>>(AsyncCounterProxy::label);
+    async_fn0::<&AsyncCounterProxy, _, procman::Result<Vec<u8>>>(AsyncCounterProxy::digits);
+    async_fn::<&AsyncCounterProxy, String, _, procman::Result<String>>(AsyncCounterProxy::read_file);
+    async_fn0::<&AsyncCounterProxy, _, procman::Result<AsyncCounterProxy>>(AsyncCounterProxy::fork);
+    async_fn0::<&AsyncOpaqueProxy, _, procman::Result<u32>>(AsyncOpaqueProxy::secret);
+    async_fn::<&AsyncRingProxy<String, 2>, String, _, procman::Result<Result<(), String>>>(AsyncRingProxy::push);
+    async_fn::<&AsyncSwitchProxy, u32, _, procman::Result<bool>>(AsyncSwitchProxy::toggle);
+}
+
 #[manager]
 pub struct AppManager;
 

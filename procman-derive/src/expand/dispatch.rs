@@ -1,4 +1,5 @@
-//! `#[shared]`: the server's dispatch table (`impl Dispatch`) and the proxy's methods.
+//! `#[shared]`: the server's dispatch table (`impl Dispatch`), the proxy's methods and their
+//! async twins on the async proxy.
 //!
 //! Each travelling type gives at most one error, at the user's type. The proxy method checks
 //! one trait per type with a where clause spanned over the type (`where File: Serialize` for an
@@ -27,12 +28,14 @@ pub(super) fn expand(model: &SharedImpl, errors: &Errors) -> TokenStream {
     }
     let dispatch = dispatch_table(model);
     let proxy = proxy_methods(model, proxy_ty);
+    let async_proxy = model.async_proxy_ty.as_ref().map(|async_ty| async_proxy_methods(model, proxy_ty, async_ty));
     quote! {
         #item
         #errors
         const _: () = {
             #dispatch
             #proxy
+            #async_proxy
         };
     }
 }
@@ -533,33 +536,49 @@ fn connection_closed(method: &Method) -> TokenStream {
     }
 }
 
-/// `impl FooProxy { ... }`: one method per exposed method.
-fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
-    let item = &model.item;
-    let self_ty = &item.self_ty;
-    let mut generics = item.generics.clone();
-    if let Some(where_clause) = &mut generics.where_clause {
-        ty::ReplaceSelf(self_ty).visit_where_clause_mut(where_clause);
-    }
-    // With the referent named: a bare `Proxy` bound would hide the impl that says what it is.
-    generics.make_where_clause().predicates.push(syn::parse_quote!(#proxy_ty: ::procman::Proxy<Referent = #self_ty>));
-    // The referent's description: a proxy received from another process is checked with it.
-    let dispatch = quote_spanned!(self_ty.span()=> ::procman::__private::Dispatch);
-    generics.make_where_clause().predicates.push(syn::parse_quote!(#self_ty: #dispatch));
-    let (impl_generics, _, where_clause) = generics.split_for_impl();
-    let params = ty::param_names(&item.generics);
-    let methods = model.exposed().map(|m| proxy_method(m, self_ty, &params));
-    let client_methods = &model.client_methods;
-    // Lints about the methods' names and shapes are the user's to settle on the type itself;
-    // the proxy only mirrors them.
+/// The lints about the methods' names and shapes, which are the user's to settle on the type
+/// itself: the proxies only mirror them.
+fn mirrored_lints() -> TokenStream {
     quote! {
-        #[automatically_derived]
         #[allow(
             clippy::len_without_is_empty,
             clippy::new_ret_no_self,
             clippy::should_implement_trait,
             clippy::wrong_self_convention
         )]
+    }
+}
+
+/// The impl block's generics with `Self` replaced in its where clause, and `extra` added to it.
+fn proxy_impl_generics(model: &SharedImpl, extra: Vec<WherePredicate>) -> syn::Generics {
+    let item = &model.item;
+    let self_ty = &item.self_ty;
+    let mut generics = item.generics.clone();
+    if let Some(where_clause) = &mut generics.where_clause {
+        ty::ReplaceSelf(self_ty).visit_where_clause_mut(where_clause);
+    }
+    let where_clause = generics.make_where_clause();
+    where_clause.predicates.extend(extra);
+    // The referent's description: a proxy received from another process is checked with it.
+    let dispatch = quote_spanned!(self_ty.span()=> ::procman::__private::Dispatch);
+    where_clause.predicates.push(syn::parse_quote!(#self_ty: #dispatch));
+    generics
+}
+
+/// `impl FooProxy { ... }`: one method per exposed method.
+fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
+    let self_ty = &model.item.self_ty;
+    // With the referent named: a bare `Proxy` bound would hide the impl that says what it is.
+    let generics =
+        proxy_impl_generics(model, vec![syn::parse_quote!(#proxy_ty: ::procman::Proxy<Referent = #self_ty>)]);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let params = ty::param_names(&model.item.generics);
+    let methods = model.exposed().map(|m| proxy_method(m, &ProxyCall::new(m, self_ty, &params)));
+    let client_methods = &model.client_methods;
+    let lints = mirrored_lints();
+    quote! {
+        #[automatically_derived]
+        #lints
         impl #impl_generics #proxy_ty #where_clause {
             #(#methods)*
             #(#client_methods)*
@@ -567,66 +586,180 @@ fn proxy_methods(model: &SharedImpl, proxy_ty: &Type) -> TokenStream {
     }
 }
 
-fn proxy_method(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> TokenStream {
+/// `impl AsyncFooProxy { ... }`: one `async fn` per exposed method, and the client helpers that
+/// can be mirrored.
+fn async_proxy_methods(model: &SharedImpl, proxy_ty: &Type, async_ty: &Type) -> TokenStream {
+    let self_ty = &model.item.self_ty;
+    let generics = proxy_impl_generics(
+        model,
+        vec![
+            syn::parse_quote!(#async_ty: ::procman::AsyncProxy<Blocking = #proxy_ty>),
+            syn::parse_quote!(#proxy_ty: ::procman::Proxy<Referent = #self_ty>),
+        ],
+    );
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let params = ty::param_names(&model.item.generics);
+    let methods = model.exposed().map(|m| async_proxy_method(model, m, &ProxyCall::new(m, self_ty, &params), proxy_ty));
+    let client_methods = super::mirror::async_client_methods(model);
+    let lints = mirrored_lints();
+    quote! {
+        #[automatically_derived]
+        #lints
+        impl #impl_generics #async_ty #where_clause {
+            #(#methods)*
+            #(#client_methods)*
+        }
+    }
+}
+
+/// What a proxy method does, the same in the blocking and the async twin.
+struct ProxyCall {
+    /// The parameters after `&self`.
+    inputs: Vec<TokenStream>,
+    /// The statements that push the arguments into `__args`.
+    pushes: Vec<TokenStream>,
+    /// The where clause that checks the travelling types, at the user's tokens.
+    bounds: Vec<TokenStream>,
+    /// The `T` of the blocking method's `procman::Result<T>`.
+    out: TokenStream,
+    /// The fn of `__private` (and of `__private::asynch`) that makes the call.
+    call: Ident,
+    /// Its type arguments after the proxy's.
+    call_args: Vec<TokenStream>,
+    /// `#[shared(proxy)]`: `out` is a blocking proxy, which the async twin makes async.
+    returns_proxy: bool,
+}
+
+impl ProxyCall {
+    fn new(method: &Method, self_ty: &Type, params: &BTreeSet<Ident>) -> Self {
+        let buf = hidden_ident("__args");
+        let ProxyArgs { params: inputs, pushes, mut bounds } = proxy_args(&method.args, self_ty, params, &buf);
+        let call_fn = |name: &str| Ident::new(name, Span::call_site());
+        let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
+        let (out, call, call_args) = match ret.ok_type() {
+            None => (quote!(()), call_fn("call"), vec![quote!(())]),
+            Some(ok) if method.attrs.proxy.is_some() => {
+                let shared = ty::replace_self(ok, self_ty);
+                bounds.push(bound(&shared, ok, quote!(::procman::Shared)));
+                let out = quote!(<#shared as ::procman::Shared>::Proxy);
+                (out.clone(), call_fn("call_proxy"), vec![out])
+            }
+            Some(ok) if ty::mentions_encoded(&ty::owned(ok)) => {
+                // `Encoded<X>` in the server's result: the proxy decodes the `X`.
+                let form = ty::owned(&ty::replace_self(ok, self_ty));
+                let client = ty::client_type(&form);
+                bounds.push(bound(&form, ok, quote!(::procman::__private::Form<Client = #client>)));
+                (client.into_token_stream(), call_fn("call_form"), vec![form.into_token_stream()])
+            }
+            Some(ok) => {
+                let owned = ty::owned(&ty::replace_self(ok, self_ty));
+                bounds.push(if ty::mentions(&owned, params) {
+                    wire_bound(&owned, ok)
+                } else {
+                    let deserialize = bound(&owned, ok, quote!(::procman::__private::serde::de::DeserializeOwned));
+                    let schema = bound(&owned, ok, quote!(::procman::Schema));
+                    quote!(#deserialize, #schema)
+                });
+                // A byte result comes back as one byte string (see `encode`).
+                let (call, call_args) =
+                    match ty::byte_shape(ok).filter(|shape| !matches!(shape, ty::ByteShape::Array(_))) {
+                        Some(ty::ByteShape::OptVec) => (call_fn("call_opt_bytes"), vec![]),
+                        Some(ty::ByteShape::ResultVec(err)) => {
+                            let err = ty::replace_self(&err, self_ty);
+                            (call_fn("call_result_bytes"), vec![err.into_token_stream()])
+                        }
+                        Some(_) => (call_fn("call_bytes"), vec![]),
+                        None => (call_fn("call"), vec![owned.to_token_stream()]),
+                    };
+                (owned.into_token_stream(), call, call_args)
+            }
+        };
+        ProxyCall { inputs, pushes, bounds, out, call, call_args, returns_proxy: method.attrs.proxy.is_some() }
+    }
+
+    /// The where clause of the method, and `#[allow(unused_parens)]` when it needs it.
+    fn where_clause(&self) -> (Option<TokenStream>, Option<TokenStream>) {
+        let bounds = &self.bounds;
+        let where_clause = (!bounds.is_empty()).then(|| quote!(where #(#bounds),*));
+        // `bound` parenthesizes qualified paths (`(<T as X>::Y): Trait`); rustc finds that redundant.
+        let parens =
+            bounds.iter().any(|b| matches!(b.clone().into_iter().next(), Some(proc_macro2::TokenTree::Group(_))));
+        (where_clause, parens.then(|| quote!(#[allow(unused_parens)])))
+    }
+
+    /// `let mut __args = ArgsBuf::new(); __args.push(...)?; ...`
+    fn build_args(&self) -> TokenStream {
+        let buf = hidden_ident("__args");
+        let pushes = &self.pushes;
+        let mutable = (!pushes.is_empty()).then(|| quote!(mut));
+        quote! {
+            let #mutable #buf = ::procman::__private::ArgsBuf::new();
+            #(#pushes)*
+        }
+    }
+}
+
+fn proxy_method(method: &Method, call: &ProxyCall) -> TokenStream {
     let forwarded = &method.forwarded;
     let vis = &method.vis;
     let ident = method.ident();
     let name = method.wire_name();
     let buf = hidden_ident("__args");
-    let ProxyArgs { params: inputs, pushes, mut bounds } = proxy_args(&method.args, self_ty, params, &buf);
-    let mutable = (!pushes.is_empty()).then(|| quote!(mut));
-
-    let ret = method.ret.as_ref().map_or(Ret::Unit, Ret::clone);
-    let (out, call) = match ret.ok_type() {
-        None => (quote!(()), quote!(::procman::__private::call::<Self, ()>)),
-        Some(ok) if method.attrs.proxy.is_some() => {
-            let shared = ty::replace_self(ok, self_ty);
-            bounds.push(bound(&shared, ok, quote!(::procman::Shared)));
-            let out = quote!(<#shared as ::procman::Shared>::Proxy);
-            let call = quote!(::procman::__private::call_proxy::<Self, #out>);
-            (out, call)
-        }
-        Some(ok) if ty::mentions_encoded(&ty::owned(ok)) => {
-            // `Encoded<X>` in the server's result: the proxy decodes the `X`.
-            let form = ty::owned(&ty::replace_self(ok, self_ty));
-            let client = ty::client_type(&form);
-            bounds.push(bound(&form, ok, quote!(::procman::__private::Form<Client = #client>)));
-            (client.into_token_stream(), quote!(::procman::__private::call_form::<Self, #form>))
-        }
-        Some(ok) => {
-            let owned = ty::owned(&ty::replace_self(ok, self_ty));
-            bounds.push(if ty::mentions(&owned, params) {
-                wire_bound(&owned, ok)
-            } else {
-                let deserialize = bound(&owned, ok, quote!(::procman::__private::serde::de::DeserializeOwned));
-                let schema = bound(&owned, ok, quote!(::procman::Schema));
-                quote!(#deserialize, #schema)
-            });
-            let private = quote!(::procman::__private);
-            // A byte result comes back as one byte string (see `encode`).
-            let call = match ty::byte_shape(ok).filter(|shape| !matches!(shape, ty::ByteShape::Array(_))) {
-                Some(ty::ByteShape::OptVec) => quote!(#private::call_opt_bytes::<Self>),
-                Some(ty::ByteShape::ResultVec(err)) => {
-                    let err = ty::replace_self(&err, self_ty);
-                    quote!(#private::call_result_bytes::<Self, #err>)
-                }
-                Some(_) => quote!(#private::call_bytes::<Self>),
-                None => quote!(#private::call::<Self, #owned>),
-            };
-            (owned.into_token_stream(), call)
-        }
-    };
-    let where_clause = (!bounds.is_empty()).then(|| quote!(where #(#bounds),*));
-    // `bound` parenthesizes qualified paths (`(<T as X>::Y): Trait`); rustc finds that redundant.
-    let parens = bounds.iter().any(|b| matches!(b.clone().into_iter().next(), Some(proc_macro2::TokenTree::Group(_))));
-    let allow = parens.then(|| quote!(#[allow(unused_parens)]));
+    let (inputs, out, call_fn, call_args) = (&call.inputs, &call.out, &call.call, &call.call_args);
+    let (where_clause, allow) = call.where_clause();
+    let build = call.build_args();
     quote! {
         #(#forwarded)*
         #allow
         #vis fn #ident(&self, #(#inputs),*) -> ::procman::Result<#out> #where_clause {
-            let #mutable #buf = ::procman::__private::ArgsBuf::new();
-            #(#pushes)*
-            #call(self, #name, #buf)
+            #build
+            ::procman::__private::#call_fn::<Self #(, #call_args)*>(self, #name, #buf)
+        }
+    }
+}
+
+/// The async twin of `proxy_method`: the arguments are encoded before the first await, then the
+/// call of `__private::asynch` is awaited with the blocking proxy inside.
+fn async_proxy_method(model: &SharedImpl, method: &Method, call: &ProxyCall, proxy_ty: &Type) -> TokenStream {
+    let forwarded = &method.forwarded;
+    let vis = &method.vis;
+    let ident = method.ident();
+    let name = method.wire_name();
+    let buf = hidden_ident("__args");
+    let (inputs, out, call_fn, call_args) = (&call.inputs, &call.out, &call.call, &call.call_args);
+    let (where_clause, allow) = call.where_clause();
+    let build = call.build_args();
+    let undo =
+        match method.attrs.undo.as_ref().and_then(|undo| model.methods.iter().find(|m| m.ident() == &undo.method)) {
+            Some(undo) => {
+                let undo = undo.wire_name();
+                quote!(::core::option::Option::Some(#undo))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+    let awaited = quote! {
+        ::procman::__private::asynch::#call_fn::<#proxy_ty #(, #call_args)*>(
+            ::procman::AsyncProxy::blocking(self),
+            #name,
+            #buf,
+            #undo,
+        )
+        .await
+    };
+    let (out, body) = if call.returns_proxy {
+        (
+            quote!(<#out as ::procman::Proxy>::Async),
+            quote!(::core::result::Result::map(#awaited, ::procman::Proxy::into_async)),
+        )
+    } else {
+        (out.clone(), awaited)
+    };
+    quote! {
+        #(#forwarded)*
+        #allow
+        #vis async fn #ident(&self, #(#inputs),*) -> ::procman::Result<#out> #where_clause {
+            #build
+            #body
         }
     }
 }

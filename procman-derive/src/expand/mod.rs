@@ -7,6 +7,7 @@
 mod derive;
 mod dispatch;
 mod manager;
+mod mirror;
 mod schema;
 
 use crate::ast::{ManagerImpl, ManagerStruct, SharedImpl, SharedType};
