@@ -77,7 +77,7 @@ async fn tour() -> procman::Result<()> {
                     got.push(item);
                 }
                 println!("consumer {i} got {} items", got.len());
-                procman::Result::Ok(got)
+                Ok::<_, procman::Error>(got)
             })
         })
         .collect();
@@ -90,7 +90,7 @@ async fn tour() -> procman::Result<()> {
             for _ in 0..3 {
                 q.put(None).await?;
             }
-            procman::Result::Ok(())
+            Ok::<_, procman::Error>(())
         })
     };
     producer.await.expect("the producer")?;
@@ -111,7 +111,7 @@ async fn tour() -> procman::Result<()> {
             let t = Instant::now();
             lock.acquire(true, None).await?;
             lock.release().await?;
-            procman::Result::Ok(t.elapsed())
+            Ok::<_, procman::Error>(t.elapsed())
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;

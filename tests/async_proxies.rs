@@ -162,7 +162,13 @@ fn gets_dropped_at_random_moments_lose_no_item_and_take_none_twice() {
     });
     let mut all: Vec<u32> = received.iter().chain(&left).copied().collect();
     all.sort_unstable();
-    assert_eq!(all, (0..n).collect::<Vec<_>>(), "every item exactly once: {} received, {} left", received.len(), left.len());
+    assert_eq!(
+        all,
+        (0..n).collect::<Vec<_>>(),
+        "every item exactly once: {} received, {} left",
+        received.len(),
+        left.len()
+    );
     drop(q);
     m.shutdown().unwrap();
 }
@@ -182,8 +188,17 @@ fn dropped_acquires_leave_the_lock_acquirable() {
             let (lock, sem) = (lock.clone(), sem.clone());
             waiters.push(tokio::spawn(async move {
                 let d = Duration::from_millis(5 + i % 20);
-                let _ = tokio::time::timeout(d, lock.acquire(true, None)).await;
-                let _ = tokio::time::timeout(d, sem.acquire(true, None)).await;
+                // One that gets it in time gives it back; one whose timeout wins is dropped.
+                if let Ok(acquired) = tokio::time::timeout(d, lock.acquire(true, None)).await
+                    && acquired.unwrap()
+                {
+                    lock.release().await.unwrap();
+                }
+                if let Ok(acquired) = tokio::time::timeout(d, sem.acquire(true, None)).await
+                    && acquired.unwrap()
+                {
+                    sem.release().await.unwrap();
+                }
             }));
         }
         tokio::time::sleep(Duration::from_millis(12)).await;

@@ -292,6 +292,14 @@ impl From<io::Error> for Error {
 }
 
 impl Error {
+    /// A copy (an error is not `Clone`: some carry what cannot be cloned in general), for the
+    /// async calls that waited for one failed connection attempt.
+    pub(crate) fn duplicate(&self) -> Error {
+        crate::wire::encode(self, "an error").and_then(|b| crate::wire::decode(&b, "an error")).unwrap_or_else(|e| e)
+    }
+}
+
+impl Error {
     pub(crate) fn io(context: impl fmt::Display, source: io::Error) -> Self {
         Error::Io { context: context.to_string(), source }
     }

@@ -56,11 +56,14 @@
 //! # Async proxies
 //!
 //! Beside each proxy `CounterProxy`, `#[derive(Shared)]` generates the async proxy
-//! `AsyncCounterProxy` ([`AsyncProxy`]), whose methods are the same as `async fn`s:
+//! `AsyncCounterProxy` ([`AsyncProxy`]), whose methods are the same, as `async fn`s:
 //! `counter.into_async()` makes one and `into_blocking()` turns it back, keeping the same
 //! reference; it travels to other processes as the proxy does. A `#[shared(proxy)]` method
 //! returns the new object's async proxy there, and the `#[shared(client)]` helpers are mirrored
-//! with their calls awaited.
+//! with their calls awaited. The built-in types get theirs the same way
+//! ([`sync::AsyncQueueProxy`], ...). Managers start, connect and shut down without blocking
+//! the executor ([`ManagerBuilder::start_async`], [`ManagerBuilder::connect_async`],
+//! [`BaseManager::shutdown_async`]); [`Process::join_async`] waits for a child.
 //!
 //! ```no_run
 //! # use procman::prelude::*;
@@ -76,15 +79,44 @@
 //! }
 //! ```
 //!
+//! **How a call travels.** Every async call of a process goes through one connection per
+//! manager, multiplexed: each request carries an id and its owner, and one reader thread hands
+//! each reply to its future. The manager runs each call of that connection on a worker thread
+//! of its own, so a `get` that waits an hour delays no other call; 10,000 pending calls cost
+//! 10,000 slots, one connection and one reader thread in the client (and 10,000 waiting threads
+//! in the manager, as 10,000 blocking clients would). A call is a plain future, woken by that
+//! thread: it needs no particular executor. Blocking proxies keep their thread's connection
+//! (and the same-host fast path) as before.
+//!
+//! **Who owns what.** The owner of a call is the tokio task that makes it (with the `tokio`
+//! feature, on by default), or else the thread: an `RLock` taken by one task is not re-entered
+//! by another task on the same connection, and it stays its task's when the task moves between
+//! worker threads. A lock an owner holds is released when the process's async connection closes
+//! (the process ended), as a blocking client's is when its connection closes; a task that ends
+//! holding one keeps it until then, as a thread that ends holding a lock keeps it until its
+//! connection closes.
+//!
 //! ## Cancellation
 //!
-//! A future of an async proxy method may be dropped before it completes, while the server runs
-//! the method anyway. For most methods that loses nothing, but a result that moved something
-//! out of the object (a queue's item, a lock's ownership) would be lost with the future. On such
-//! a method, `#[shared(undo = method)]` names the exposed method that takes the result back:
-//! when the caller has gone after the server produced a successful result, the client calls it
-//! with that result's encoded bytes as its argument (see [`macro@shared`]). The blocking methods
-//! are unaffected.
+//! Dropping the future of a pending call (a `tokio::time::timeout` that expires, a `select!`
+//! that takes another branch) cancels it: the manager ends the call's wait at once, and a call
+//! that had already finished has what it took given back. What each blocking method of the
+//! built-in types guarantees when its future is dropped:
+//!
+//! | method | when its future is dropped |
+//! | --- | --- |
+//! | `Queue::get`, `get_nowait` | no item is lost: the wait ends without taking one, or the item it took is put back at the front (`Queue::put_back`) |
+//! | `Queue::put` (a full bounded queue) | the item is put, or not put at all; never twice |
+//! | `Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`: `acquire` | nothing is held: the wait ends without taking it, or what it took is released (`release_acquired`); an acquire that reports [`Error::Abandoned`] holds the lock, as a returning one does |
+//! | `Condition::wait` | the owner holds the lock again, as after any wait: the manager takes it back before it runs the owner's next call |
+//! | `Event::wait`, `Queue::join` | nothing is left behind |
+//! | `Barrier::wait` | as a wait whose caller died: the barrier is broken for the other parties, as a timeout breaks it |
+//!
+//! An owner's next calls after a cancel run once its cancelled calls have ended, so they see
+//! what those left. On a type of your own, `#[shared(undo = method)]` names the exposed method
+//! that takes a result back: when the caller has gone after the manager produced a successful
+//! result, the client calls `method` with that result, as the same owner (see
+//! [`macro@shared`]). The blocking methods are unaffected.
 //!
 //! # From Python to procman
 //!

@@ -2,14 +2,14 @@
 //! the blocking call to the same manager, with the fast path and with it off; and 1,000
 //! concurrent async callers beside 64 blocking threads, calls per second.
 
-use super::bench_manager::{BenchManager, CounterProxy};
+use super::bench_manager::BenchManager;
 use crate::measure::{Scale, per_op, progress};
 use crate::table::{Bar, Fig, Key, Row, Table};
-use procman::prelude::*;
 use procman::Transport;
+use procman::prelude::*;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -61,31 +61,69 @@ pub(crate) struct Mux {
     next_id: AtomicU64,
 }
 
-fn muxes() -> &'static Mutex<FxHashMap<Address, Arc<Mux>>> {
-    static M: OnceLock<Mutex<FxHashMap<Address, Arc<Mux>>>> = OnceLock::new();
+/// A manager's connection in the registry: up, or being made (by one thread, whatever the
+/// number of calls that wait for it).
+enum Entry {
+    Ready(Arc<Mux>),
+    Connecting(Vec<Waker>),
+    /// The last attempt failed: the calls that waited for it get its error; a new call tries
+    /// again.
+    Failed(Error),
+}
+
+fn muxes() -> &'static Mutex<FxHashMap<Address, Entry>> {
+    static M: OnceLock<Mutex<FxHashMap<Address, Entry>>> = OnceLock::new();
     M.get_or_init(Default::default)
 }
 
 impl Mux {
-    /// This process's multiplexed connection to `address`, made (on a thread of its own, so
-    /// that no executor thread blocks on the handshake) when there is none or it ended.
-    pub(crate) async fn get(address: &Address) -> Result<Arc<Mux>> {
-        if let Some(m) = crate::unpoison::lock(muxes()).get(address)
-            && m.is_alive()
-        {
-            return Ok(m.clone());
-        }
-        let a = address.clone();
-        let mux = super::off_thread(move || Mux::connect(&a)).await?;
-        let mut map = crate::unpoison::lock(muxes());
-        // Another task may have connected meanwhile: one connection is kept.
-        if let Some(m) = map.get(address)
-            && m.is_alive()
-        {
-            return Ok(m.clone());
-        }
-        map.insert(address.clone(), mux.clone());
-        Ok(mux)
+    /// This process's multiplexed connection to `address`, made when there is none or it
+    /// ended: by one thread of its own (so that no executor thread blocks on the handshake),
+    /// whatever the number of calls that wait for it.
+    pub(crate) fn get(address: &Address) -> impl Future<Output = Result<Arc<Mux>>> + Send + '_ {
+        let mut waited = false;
+        std::future::poll_fn(move |cx| {
+            let mut map = crate::unpoison::lock(muxes());
+            match map.get_mut(address) {
+                Some(Entry::Ready(m)) if m.is_alive() => return Poll::Ready(Ok(m.clone())),
+                Some(Entry::Connecting(waiters)) => {
+                    waiters.push(cx.waker().clone());
+                    waited = true;
+                    return Poll::Pending;
+                }
+                Some(Entry::Failed(e)) if waited => return Poll::Ready(Err(e.duplicate())),
+                _ => {}
+            }
+            waited = true;
+            map.insert(address.clone(), Entry::Connecting(vec![cx.waker().clone()]));
+            drop(map);
+            let a = address.clone();
+            let spawned = std::thread::Builder::new().name("procman-async-connect".into()).spawn(move || {
+                let made = Mux::connect(&a);
+                let mut map = crate::unpoison::lock(muxes());
+                let waiters = match map.remove(&a) {
+                    Some(Entry::Connecting(w)) => w,
+                    _ => Vec::new(),
+                };
+                match made {
+                    Ok(m) => {
+                        map.insert(a, Entry::Ready(m));
+                    }
+                    Err(e) => {
+                        map.insert(a, Entry::Failed(e));
+                    }
+                }
+                drop(map);
+                for w in waiters {
+                    w.wake();
+                }
+            });
+            if let Err(e) = spawned {
+                crate::unpoison::lock(muxes()).remove(address);
+                return Poll::Ready(Err(Error::io("starting a thread to connect", e)));
+            }
+            Poll::Pending
+        })
     }
 
     fn connect(address: &Address) -> Result<Arc<Mux>> {
@@ -176,7 +214,7 @@ impl Mux {
             w.wake();
         }
         let mut map = crate::unpoison::lock(muxes());
-        if map.get(&self.address).is_some_and(|m| Arc::ptr_eq(m, self)) {
+        if matches!(map.get(&self.address), Some(Entry::Ready(m)) if Arc::ptr_eq(m, self)) {
             map.remove(&self.address);
         }
     }

@@ -98,4 +98,4 @@ pub(crate) use object::new_object;
 pub use object::{CallCx, Object, ServerObject};
 pub(crate) use pins::{Pins, pin_tickets};
 pub use registry::CreatorEntry;
-pub(crate) use scope::{caller_connection_watched, caller_gone, local_referent, uncancellable};
+pub(crate) use scope::{caller_connection_watched, caller_gone, local_referent, uncancellable, waiting_on};

@@ -28,7 +28,7 @@
 
 use super::connection::{Session, send_tagged_reply};
 use super::listen::Core;
-use super::scope::Serving;
+use super::scope::{Cancel, Serving};
 use super::workers;
 use crate::shared::Caller;
 use crate::transport::Stream;
@@ -38,7 +38,6 @@ use crate::wire::frames::{FrameReader, FrameWriter};
 use crate::wire::message::{Request, Tagged};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// The id of a reply about the whole connection (why it closes), not about one request.
@@ -65,7 +64,7 @@ struct Shared {
 #[derive(Default)]
 struct Calls {
     /// By request id: the call's cancel flag and owner.
-    in_flight: FxHashMap<u64, (Arc<AtomicBool>, u64)>,
+    in_flight: FxHashMap<u64, (Arc<Cancel>, u64)>,
     /// The owners with cancelled calls still running: how many, and their calls that wait.
     draining: FxHashMap<u64, Draining>,
 }
@@ -80,7 +79,7 @@ struct Draining {
 struct Job {
     id: u64,
     caller: Caller,
-    cancelled: Arc<AtomicBool>,
+    cancelled: Arc<Cancel>,
     request: Vec<u8>,
 }
 
@@ -121,7 +120,7 @@ impl Context {
     fn run(&self, job: Job, owner: u64) {
         let Job { id, caller, cancelled, request } = job;
         let core = &self.core;
-        let reply = if cancelled.load(Ordering::Relaxed) {
+        let reply = if cancelled.is_set() {
             Some(Err(crate::Error::ConnectionLost {
                 address: "the caller".into(),
                 reason: "the caller cancelled the call before it ran".into(),
@@ -155,7 +154,7 @@ impl Context {
     fn finished(&self, id: u64, owner: u64) {
         let ready = {
             let mut calls = crate::unpoison::lock(&self.shared.calls);
-            let cancelled = calls.in_flight.remove(&id).is_some_and(|(flag, _)| flag.load(Ordering::Relaxed));
+            let cancelled = calls.in_flight.remove(&id).is_some_and(|(flag, _)| flag.is_set());
             match calls.draining.get_mut(&owner) {
                 Some(d) if cancelled => {
                     d.running = d.running.saturating_sub(1);
@@ -217,7 +216,7 @@ impl Core {
                 Tagged::Cancel { id } => {
                     let mut calls = crate::unpoison::lock(&shared.calls);
                     let Some((flag, owner)) = calls.in_flight.get(&id).cloned() else { continue };
-                    if !flag.swap(true, Ordering::Relaxed) {
+                    if flag.set() {
                         calls.draining.entry(owner).or_default().running += 1;
                     }
                 }
@@ -238,7 +237,7 @@ impl Core {
                             break;
                         }
                     };
-                    let cancelled = Arc::new(AtomicBool::new(false));
+                    let cancelled = Arc::new(Cancel::default());
                     let job = Job { id, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
                     let mut calls = crate::unpoison::lock(&shared.calls);
                     while calls.in_flight.len() >= MAX_IN_FLIGHT {
@@ -264,7 +263,7 @@ impl Core {
         // were released.
         let mut calls = crate::unpoison::lock(&shared.calls);
         for (flag, _) in calls.in_flight.values() {
-            flag.store(true, Ordering::Relaxed);
+            flag.set();
         }
         while !calls.in_flight.is_empty() {
             calls = crate::unpoison::wait(&shared.ended, calls);

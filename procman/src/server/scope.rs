@@ -17,8 +17,57 @@ pub(super) struct Serving {
     /// The connection's socket, to see whether the caller hung up.
     pub(super) connection: Arc<Stream>,
     /// Raised when the caller of this one call gave up on it (a multiplexed connection's
-    /// `Cancel`): the call's waits end as when the caller hangs up.
-    pub(super) cancelled: Option<Arc<AtomicBool>>,
+    /// `Cancel`, or its end): the call's waits end as when the caller hangs up.
+    pub(super) cancelled: Option<Arc<Cancel>>,
+}
+
+/// The cancel of one call of a multiplexed connection: a flag, and the condition variable the
+/// call waits on, if it waits, so that a cancel wakes it at once (no call of a multiplexed
+/// connection polls for its caller, which lets thousands of them wait).
+#[derive(Default)]
+pub(crate) struct Cancel {
+    flag: AtomicBool,
+    /// The address of the `Condvar` the call waits on, while it waits.
+    waiting: std::sync::Mutex<Option<usize>>,
+}
+
+impl Cancel {
+    pub(super) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Cancels the call and wakes its wait. Returns false when it was cancelled already.
+    pub(super) fn set(&self) -> bool {
+        let first = !self.flag.swap(true, Ordering::Relaxed);
+        let waiting = crate::unpoison::lock(&self.waiting);
+        if let Some(cv) = *waiting {
+            // SAFETY: `cv` is the address of a `Condvar` that a call of this connection waits
+            // on right now: `waiting_on` registered it, and the `Waiting` it returned
+            // unregisters it (under this lock, which is held here) before the wait returns;
+            // the waiting call holds the object that owns the condition variable all that time.
+            unsafe { (*(cv as *const std::sync::Condvar)).notify_all() };
+        }
+        first
+    }
+}
+
+/// A wait registered with its call's [`Cancel`], unregistered when dropped.
+pub(crate) struct Waiting {
+    cancel: Arc<Cancel>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        *crate::unpoison::lock(&self.cancel.waiting) = None;
+    }
+}
+
+/// Registers `cv` as what the current call waits on, when the call can be cancelled (a call of
+/// a multiplexed connection): a cancel then notifies it. `None` for other calls, which poll.
+pub(crate) fn waiting_on(cv: &std::sync::Condvar) -> Option<Waiting> {
+    let cancel = CURRENT.with(|c| c.borrow().as_ref().and_then(|s| s.cancelled.clone()))?;
+    *crate::unpoison::lock(&cancel.waiting) = Some(cv as *const std::sync::Condvar as usize);
+    Some(Waiting { cancel })
 }
 
 thread_local! {
@@ -94,8 +143,7 @@ pub(crate) fn caller_connection_watched() -> bool {
 pub(crate) fn caller_gone() -> bool {
     CURRENT.with(|c| {
         c.borrow().as_ref().is_some_and(|s| {
-            let cancelled =
-                s.cancelled.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) && UNCANCELLABLE.with(|u| u.get() == 0);
+            let cancelled = s.cancelled.as_ref().is_some_and(|f| f.is_set()) && UNCANCELLABLE.with(|u| u.get() == 0);
             cancelled || s.connection.hung_up()
         })
     })

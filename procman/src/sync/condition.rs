@@ -71,6 +71,7 @@ impl Default for Condition {
 #[crate::shared]
 impl Condition {
     /// Acquires the condition's lock (see [`LockProxy::acquire`] and [`RLockProxy::acquire`]).
+    #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.lock().acquire(blocking, timeout)
     }

@@ -18,6 +18,9 @@ pub(crate) use crate::unpoison::lock;
 /// How often a blocked call checks that its caller is still connected.
 const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
+/// How often a blocked call that a cancel wakes checks all the same.
+const CANCEL_SLICE: Duration = Duration::from_secs(1);
+
 /// Who holds a lock (a client thread's connection), how many times and since when, and whether
 /// its last holder died holding it: the state of a `Lock` (held once at most) and of an `RLock`.
 #[derive(Debug, Default)]
@@ -130,6 +133,10 @@ pub(crate) fn wait_until<'a, T>(
     mut done: impl FnMut(&mut T) -> bool,
 ) -> Result<(MutexGuard<'a, T>, bool)> {
     let watched = crate::server::caller_connection_watched();
+    // A call that a cancel wakes (a multiplexed connection's, whose end cancels it too) need
+    // not poll: a long slice only covers a cancel that lands just before the wait begins.
+    let registered = crate::server::waiting_on(cv);
+    let slice_len = if registered.is_some() { CANCEL_SLICE } else { LIVENESS_SLICE };
     let mut place = None;
     loop {
         if done(&mut g) {
@@ -142,9 +149,9 @@ pub(crate) fn wait_until<'a, T>(
         place.get_or_insert_with(|| waiters.enter());
         let slice = match (deadline, watched) {
             (None, false) => None,
-            (None, true) => Some(LIVENESS_SLICE),
+            (None, true) => Some(slice_len),
             (Some(d), false) => Some(d - now),
-            (Some(d), true) => Some((d - now).min(LIVENESS_SLICE)),
+            (Some(d), true) => Some((d - now).min(slice_len)),
         };
         g = match slice {
             None => crate::unpoison::wait(cv, g),

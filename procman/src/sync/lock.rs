@@ -38,6 +38,7 @@ impl Lock {
     ///
     /// Fails with [`Error::Abandoned`] when the previous holder died holding it: the caller
     /// then holds the lock. A timeout with `blocking == false` is [`Error::Usage`], as in CPython.
+    #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(blocking, timeout)
     }

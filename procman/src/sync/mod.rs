@@ -66,20 +66,22 @@ mod semaphore;
 mod sequence;
 mod value;
 
-pub use array::{Array, ArrayProxy};
-pub use barrier::{Barrier, BarrierProxy};
-pub use condition::{Condition, ConditionLockProxy, ConditionProxy};
-pub use dict::{Dict, DictProxy};
-pub use event::{Event, EventProxy};
+pub use array::{Array, ArrayProxy, AsyncArrayProxy};
+pub use barrier::{AsyncBarrierProxy, Barrier, BarrierProxy};
+pub use condition::{AsyncConditionProxy, Condition, ConditionLockProxy, ConditionProxy};
+pub use dict::{AsyncDictProxy, Dict, DictProxy};
+pub use event::{AsyncEventProxy, Event, EventProxy};
 pub use guard::{Acquire, LockGuard};
-pub use list::{List, ListProxy};
-pub use lock::{Lock, LockProxy};
+pub use list::{AsyncListProxy, List, ListProxy};
+pub use lock::{AsyncLockProxy, Lock, LockProxy};
 pub use manager::{SyncManager, SyncTypes};
-pub use namespace::{Namespace, NamespaceProxy};
-pub use queue::{Queue, QueueProxy};
-pub use rlock::{RLock, RLockProxy};
-pub use semaphore::{BoundedSemaphore, BoundedSemaphoreProxy, Semaphore, SemaphoreProxy};
-pub use value::{Value, ValueProxy};
+pub use namespace::{AsyncNamespaceProxy, Namespace, NamespaceProxy};
+pub use queue::{AsyncQueueProxy, Queue, QueueProxy};
+pub use rlock::{AsyncRLockProxy, RLock, RLockProxy};
+pub use semaphore::{
+    AsyncBoundedSemaphoreProxy, AsyncSemaphoreProxy, BoundedSemaphore, BoundedSemaphoreProxy, Semaphore, SemaphoreProxy,
+};
+pub use value::{AsyncValueProxy, Value, ValueProxy};
 
 /// The type parameter of objects a manager creates without knowing the client's types.
 pub use crate::encoded::Opaque;

@@ -64,7 +64,7 @@ impl<T: 'static> Queue<T> {
     /// Takes the oldest item: waits when `block` (at most `timeout`), else fails at once with
     /// [`Error::Empty`] (a timeout is then ignored, as in CPython); a wait that times out fails
     /// with `Error::Empty` too.
-    #[shared(rename = "get")]
+    #[shared(rename = "get", undo = put_back)]
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<Encoded<T>> {
         self.core.get(block, timeout).map(Encoded::from_blob)
     }

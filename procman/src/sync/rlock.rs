@@ -35,6 +35,7 @@ impl RLock {
     /// Acquires the lock, or acquires it once more when the calling thread holds it: waits
     /// while another thread holds it (not at all when `blocking` is false; at most `timeout`).
     /// Returns whether it was acquired. [`Error::Abandoned`] as for [`Lock`](super::Lock).
+    #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(blocking, timeout)
     }
