@@ -98,6 +98,7 @@ fn ten_thousand_pending_gets_are_served_once_each_on_one_connection_and_few_thre
         }
         (got, peak, conns)
     });
+    eprintln!("{n} pending gets: {peak_threads} threads in this process (from {before}), {conns} connections");
     let unique: HashSet<u32> = got.iter().copied().collect();
     assert_eq!(unique.len(), n as usize, "each item went to exactly one get");
     assert_eq!(unique, (0..n).collect::<HashSet<_>>());

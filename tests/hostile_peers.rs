@@ -393,3 +393,74 @@ fn releasing_a_chain_of_ten_thousand_dicts_does_not_overflow_the_managers_stack(
     drop(c);
     await_objects(&m, 0, Duration::from_secs(5));
 }
+
+// --- Multiplexed connections (async clients) ----------------------------------------------
+
+fn encoded<T: Serialize>(v: &T) -> Vec<u8> {
+    procman::__private::postcard::to_allocvec(v).unwrap()
+}
+
+#[test]
+fn a_multiplexed_peer_that_breaks_the_rules_loses_its_connection_and_nothing_else() {
+    let m = HostileManager::new().authkey(KEY).start().unwrap();
+    let c = m.counter().unwrap();
+    let id = c.token().id();
+    let key = AuthKey::new(KEY);
+
+    // Calls on one connection run at once: the quick one is answered first.
+    let mut raw = RawConnection::open(m.address(), &key).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.multiplex().unwrap();
+    raw.send_tagged_call(1, 7, id, "sleep_ms", &encoded(&500u64)).unwrap();
+    raw.send_tagged_call(2, 8, id, "incr", &encoded(&1i64)).unwrap();
+    let (first, reply) = raw.read_tagged().unwrap();
+    assert_eq!((first, encoded(&1i64)), (2, reply.unwrap()), "the incr did not wait for the sleep");
+    assert_eq!(raw.read_tagged().unwrap().0, 1);
+    // A request such a connection does not carry is refused, and the connection goes on.
+    raw.send_tagged_shutdown(3, 7).unwrap();
+    let (n, reply) = raw.read_tagged().unwrap();
+    assert!(n == 3 && matches!(reply, Err(Error::Protocol { .. })), "{n}: {reply:?}");
+    raw.send_tagged_call(4, 7, id, "incr", &encoded(&1i64)).unwrap();
+    let (n, reply) = raw.read_tagged().unwrap();
+    assert_eq!((n, reply.unwrap()), (4, encoded(&2i64)));
+    // A cancel of a call that is not in flight changes nothing.
+    raw.send_cancel(99).unwrap();
+    raw.send_tagged_call(5, 7, id, "incr", &encoded(&1i64)).unwrap();
+    let (n, reply) = raw.read_tagged().unwrap();
+    assert_eq!((n, reply.unwrap()), (5, encoded(&3i64)));
+
+    // An id already in flight, the reserved id, and a header that does not decode: each is
+    // told why, and its connection closes.
+    let mut duplicate = RawConnection::open(m.address(), &key).unwrap();
+    duplicate.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    duplicate.multiplex().unwrap();
+    duplicate.send_tagged_call(1, 0, id, "sleep_ms", &encoded(&300u64)).unwrap();
+    duplicate.send_tagged_call(1, 0, id, "incr", &encoded(&1i64)).unwrap();
+    let mut reserved = RawConnection::open(m.address(), &key).unwrap();
+    reserved.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    reserved.multiplex().unwrap();
+    reserved.send_tagged_call(u64::MAX, 0, id, "incr", &encoded(&1i64)).unwrap();
+    let mut garbage = RawConnection::open(m.address(), &key).unwrap();
+    garbage.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    garbage.multiplex().unwrap();
+    garbage.send_bytes(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap();
+    for (name, conn) in [("duplicate", &mut duplicate), ("reserved", &mut reserved), ("garbage", &mut garbage)] {
+        // The duplicate's first call may be answered before the error.
+        let mut reply = conn.read_tagged();
+        if matches!(reply, Ok((1, Ok(_)))) {
+            reply = conn.read_tagged();
+        }
+        match reply {
+            Ok((u64::MAX, Err(Error::Protocol { .. }))) => {}
+            other => panic!("{name}: {other:?}"),
+        }
+        // Calls already running finish first (the duplicate's sleep), then the connection closes.
+        let closed = (0..3).any(|_| conn.read_tagged().is_err());
+        assert!(closed, "{name}: the connection is closed");
+    }
+    assert!(c.incr(1).unwrap() >= 4, "the manager serves everyone else");
+    drop((raw, duplicate, reserved, garbage));
+    drop(c);
+    await_objects(&m, 0, Duration::from_secs(5));
+    m.shutdown().unwrap();
+}

@@ -230,6 +230,15 @@ impl Conn {
         self.reader.set_idle_timeout(timeout)
     }
 
+    /// Reads one frame's body as it is, for fault-injection tests.
+    pub(crate) fn read_frame(&mut self) -> Result<Vec<u8>> {
+        match self.reader.read(None) {
+            Ok(true) => Ok(self.reader.body().to_vec()),
+            Ok(false) => Err(lost(&self.address, "the manager closed the connection")),
+            Err(e) => Err(lost(&self.address, e)),
+        }
+    }
+
     /// Sends bytes that should be frames, for fault-injection tests; on a sealed connection
     /// each whole frame in them is sealed (see [`FrameWriter::send_raw`]).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {

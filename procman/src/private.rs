@@ -523,7 +523,7 @@ pub mod testing {
     use crate::auth::AuthKey;
     use crate::client::Conn;
     use crate::error::Result;
-    use crate::wire::message::Request;
+    use crate::wire::message::{Reply, Request, Tagged};
     use crate::wire::{self, Bytes};
 
     /// An authenticated connection on which a test sends what it likes.
@@ -568,6 +568,47 @@ pub mod testing {
         pub fn ping(&mut self) -> Result<()> {
             self.0.request(&Request::Ping).map(drop)
         }
+
+        /// Switches the connection to multiplexed frames (what async clients use).
+        pub fn multiplex(&mut self) -> Result<()> {
+            self.0.request(&Request::Multiplex).map(drop)
+        }
+
+        /// On a multiplexed connection: sends request `id` of `owner`, a method call.
+        pub fn send_tagged_call(&mut self, id: u64, owner: u64, object: u64, method: &str, args: &[u8]) -> Result<()> {
+            let mut frame = Vec::new();
+            let req = Request::Call { id: object, method, args: Bytes(args) };
+            wire::frame(&(Tagged::Request { id, owner }, &req), &mut frame)?;
+            self.0.write_raw(&frame).map_err(|e| crate::Error::io("sending a frame", e))
+        }
+
+        /// On a multiplexed connection: sends request `id` of `owner`, a shutdown (which such
+        /// a connection does not carry).
+        pub fn send_tagged_shutdown(&mut self, id: u64, owner: u64) -> Result<()> {
+            let mut frame = Vec::new();
+            wire::frame(&(Tagged::Request { id, owner }, &Request::Shutdown), &mut frame)?;
+            self.0.write_raw(&frame).map_err(|e| crate::Error::io("sending a frame", e))
+        }
+
+        /// On a multiplexed connection: cancels request `id`.
+        pub fn send_cancel(&mut self, id: u64) -> Result<()> {
+            let mut frame = Vec::new();
+            wire::frame(&Tagged::Cancel { id }, &mut frame)?;
+            self.0.write_raw(&frame).map_err(|e| crate::Error::io("sending a frame", e))
+        }
+
+        /// On a multiplexed connection: reads one reply, with its request id (`u64::MAX` for
+        /// one about the whole connection).
+        pub fn read_tagged(&mut self) -> Result<(u64, Result<Vec<u8>>)> {
+            let bytes = self.0.read_frame()?;
+            let (id, rest) = wire::take::<u64>(&bytes).map_err(|e| crate::Error::decode("a reply's id", e))?;
+            let reply = match wire::take::<Reply<'_>>(rest).map_err(|e| crate::Error::decode("a reply", e))? {
+                (Reply::Ok(Bytes(b)), []) => Ok(b.to_vec()),
+                (Reply::Err(e), []) => Err(e),
+                _ => return Err(crate::Error::decode("a reply", "trailing bytes")),
+            };
+            Ok((id, reply))
+        }
     }
 
     /// The frame of a call request, length prefix included.
@@ -596,6 +637,12 @@ pub mod fuzzing {
                 // Re-encoding what decoded must work.
                 let mut out = Vec::new();
                 wire::frame(&req, &mut out).expect("a decoded request encodes");
+            }
+            // The same frame as a multiplexed connection's: a header, then a request.
+            if let Ok((crate::wire::message::Tagged::Request { .. }, rest)) =
+                wire::take::<crate::wire::message::Tagged>(&buf)
+            {
+                let _ = wire::take::<Request<'_>>(rest);
             }
         }
     }
