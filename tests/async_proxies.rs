@@ -364,3 +364,51 @@ fn async_managers_start_create_and_shut_down_and_processes_are_joined_async() {
         m.shutdown_async().await.unwrap();
     });
 }
+
+#[test]
+fn calls_that_block_in_the_manager_hold_up_no_other_call_on_the_connection() {
+    let m = SyncManager::new().start().unwrap();
+    let event = m.event().unwrap().into_async();
+    let q = m.queue::<u32>(0).unwrap().into_async();
+    let counter = m.value(&0i64).unwrap().into_async();
+    multi_thread(2).block_on(async {
+        // `Event::wait` answers at once while the event is set: the manager runs those calls
+        // where it reads them.
+        event.set().await.unwrap();
+        for _ in 0..100 {
+            assert!(event.wait(None).await.unwrap());
+        }
+        event.clear().await.unwrap();
+        // Now the same method blocks, and so do gets of an empty queue, one after the other.
+        let waiters: Vec<_> = (0..20)
+            .map(|_| {
+                let event = event.clone();
+                tokio::spawn(async move { event.wait(None).await.unwrap() })
+            })
+            .chain((0..20).map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move { q.get().await.unwrap() == 7 })
+            }))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Every quick call is answered while all of them wait (held up behind them, these
+        // would never end).
+        let quick = async {
+            for i in 1..=1_000 {
+                counter.set(i).await.unwrap();
+                assert_eq!(counter.get().await.unwrap(), i);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), quick).await.expect("the quick calls went through");
+        assert!(waiters.iter().all(|w| !w.is_finished()), "the waits still wait");
+        event.set().await.unwrap();
+        for _ in 0..20 {
+            q.put(7).await.unwrap();
+        }
+        for w in waiters {
+            let done = tokio::time::timeout(Duration::from_secs(10), w).await.expect("every wait ended");
+            assert!(done.unwrap());
+        }
+        assert_eq!(q.qsize().await.unwrap(), 0);
+    });
+}

@@ -405,13 +405,15 @@ fn a_multiplexed_peer_that_breaks_the_rules_loses_its_connection_and_nothing_els
     let m = HostileManager::new().authkey(KEY).start().unwrap();
     let c = m.counter().unwrap();
     let id = c.token().id();
+    // A second object, which the sleeping call does not hold.
+    let sleeper = m.counter().unwrap();
     let key = AuthKey::new(KEY);
 
     // Calls on one connection run at once: the quick one is answered first.
     let mut raw = RawConnection::open(m.address(), &key).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     raw.multiplex().unwrap();
-    raw.send_tagged_call(1, 7, id, "sleep_ms", &encoded(&500u64)).unwrap();
+    raw.send_tagged_call(1, 7, sleeper.token().id(), "sleep_ms", &encoded(&500u64)).unwrap();
     raw.send_tagged_call(2, 8, id, "incr", &encoded(&1i64)).unwrap();
     let (first, reply) = raw.read_tagged().unwrap();
     assert_eq!((first, encoded(&1i64)), (2, reply.unwrap()), "the incr did not wait for the sleep");
@@ -460,7 +462,7 @@ fn a_multiplexed_peer_that_breaks_the_rules_loses_its_connection_and_nothing_els
     }
     assert!(c.incr(1).unwrap() >= 4, "the manager serves everyone else");
     drop((raw, duplicate, reserved, garbage));
-    drop(c);
+    drop((c, sleeper));
     await_objects(&m, 0, Duration::from_secs(5));
     m.shutdown().unwrap();
 }

@@ -80,13 +80,19 @@
 //! ```
 //!
 //! **How a call travels.** Every async call of a process goes through one connection per
-//! manager, multiplexed: each request carries an id and its owner, and one reader thread hands
-//! each reply to its future. The manager runs each call of that connection on a worker thread
-//! of its own, so a `get` that waits an hour delays no other call; 10,000 pending calls cost
-//! 10,000 slots, one connection and one reader thread in the client (and 10,000 waiting threads
-//! in the manager, as 10,000 blocking clients would). A call is a plain future, woken by that
-//! thread: it needs no particular executor. Blocking proxies keep their thread's connection
-//! (and the same-host fast path) as before.
+//! manager, multiplexed: each request carries an id and its owner. The task that makes a call
+//! reads the replies itself while it spins briefly for its own (within an adaptive budget, as
+//! the same-host fast path does), so a call that is answered at once costs what a blocking
+//! call costs: no thread hand-off on either side. A call that is not answered within the spin
+//! returns pending, and the connection's one reader thread wakes its task when the reply
+//! comes. The manager runs each call of that connection where it read it, and a watchdog that
+//! ticks while calls run hands the reading to another thread when a call has run for a tick
+//! (250 µs) without ending; calls of that method on that object then start on a thread of
+//! their own. So a `get` that waits an hour delays no other call by more than a tick, and
+//! 10,000 pending calls cost 10,000 slots, one connection and one reader thread in the client
+//! (and 10,000 waiting threads in the manager, as 10,000 blocking clients would). A call is a
+//! plain future: it needs no particular executor. Blocking proxies keep their thread's
+//! connection (and the same-host fast path) as before.
 //!
 //! **Who owns what.** The owner of a call is the tokio task that makes it (with the `tokio`
 //! feature, on by default), or else the thread: an `RLock` taken by one task is not re-entered

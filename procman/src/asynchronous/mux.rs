@@ -2,9 +2,21 @@
 //! async call of the process, whatever task or thread makes it.
 //!
 //! A call registers a slot under a fresh request id, writes its frame (a [`Tagged`] header,
-//! then the request) and waits for the slot to be filled. One reader thread per connection
-//! reads the replies, fills the slots and wakes their tasks. So 10,000 pending calls cost
-//! 10,000 slots, one connection and one thread.
+//! then the request) and waits for the slot to be filled. So 10,000 pending calls cost 10,000
+//! slots, one connection and one thread.
+//!
+//! # Who reads the replies
+//!
+//! The task that made a call reads the replies itself when it is first polled: it takes the
+//! reader (if no one else holds it), spins within an adaptive budget for bytes, and hands every
+//! reply it reads to its slot, its own included. Most calls are answered within the spin, and
+//! then an async call costs what a blocking one does: no thread hand-off, no wake-up. On the
+//! same-host fast path the spin re-reads the channel's ring (no system call); on a socket it
+//! polls the socket. A call that is not answered within the spin (a `get` that waits)
+//! registers its waker and returns pending; from then on the connection's reader thread reads
+//! for it, sleeping on the socket (the channel's doorbell) while anyone waits, and wakes the
+//! task when its reply comes. The budget follows how long replies took, as the fast path's
+//! does: a manager that answers slowly (a remote one, a busy one) is not spun for.
 //!
 //! # Cancellation
 //!
@@ -19,6 +31,7 @@ use crate::client::Conn;
 use crate::error::{Error, Result};
 use crate::server::MULTIPLEXED_CONNECTION;
 use crate::transport::Stream;
+use crate::transport::shm::{Channel, Spin, Spinning};
 use crate::wire::frames::{FrameReader, FrameWriter};
 use crate::wire::message::{Reply, Request, Tagged};
 use crate::wire::{self, Bytes};
@@ -26,8 +39,75 @@ use rustc_hash::FxHashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// The longest a polled call reads replies for others before it leaves the reading to the
+/// reader thread.
+const MAX_READING: Duration = Duration::from_micros(200);
+
+/// Where the bytes of the replies arrive, as the readers of a connection wait for them.
+enum Source {
+    /// The same-host fast path: the channel's ring, and its socket as doorbell.
+    Shm(Arc<Channel>),
+    /// A socket (TCP, or the fast path off): polled, with a spin budget of its own.
+    Socket(Stream, Spin),
+}
+
+impl Source {
+    /// True when bytes wait (or the connection ended, which a read then reports).
+    fn has_bytes(&self) -> bool {
+        match self {
+            Source::Shm(c) => c.has_bytes() || c.is_gone(),
+            Source::Socket(s, _) => s.poll_readable(0),
+        }
+    }
+
+    /// Spins within the budget until bytes wait; never sleeps. True when they came.
+    fn spin_for_bytes(&self) -> bool {
+        let (stream, spin) = match self {
+            Source::Shm(c) => return c.spin_for_bytes(),
+            Source::Socket(s, spin) => (s, spin),
+        };
+        let budget = spin.budget();
+        if budget.is_zero() {
+            return false;
+        }
+        let Some(_spinning) = Spinning::enter() else { return false };
+        let start = Instant::now();
+        loop {
+            // Each look is a system call, a fraction of a socket round trip.
+            if stream.poll_readable(0) {
+                spin.waited(start.elapsed());
+                return true;
+            }
+            if start.elapsed() >= budget {
+                spin.waited(Duration::MAX);
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Sleeps until bytes wait or the connection ended, without reading them.
+    fn sleep_for_bytes(&self) {
+        match self {
+            Source::Shm(c) => c.sleep_for_bytes(),
+            Source::Socket(s, _) => {
+                s.poll_readable(-1);
+            }
+        }
+    }
+
+    /// Counts a wait for a reply that the reader thread read (see `Channel::waited`).
+    fn waited(&self, w: Duration) {
+        match self {
+            Source::Shm(c) => c.waited(w),
+            Source::Socket(_, spin) => spin.waited(w),
+        }
+    }
+}
 
 /// What a call's future hands to the connection when it is dropped after its result came:
 /// the method that puts the result back (called with the result as its argument).
@@ -38,7 +118,7 @@ pub(crate) struct Undo {
 }
 
 enum Slot {
-    /// The call waits; the waker of its task, once polled.
+    /// The call waits; the waker of its task, once it returned pending.
     Waiting(Option<Waker>),
     /// The reply came and its future has not taken it yet.
     Done(Result<Vec<u8>>),
@@ -46,10 +126,42 @@ enum Slot {
     Abandoned(Option<(Undo, u64)>),
 }
 
+impl Slot {
+    /// Whether only the reader thread will read this slot's reply: its task sleeps, or is gone.
+    fn needs_reader(&self) -> bool {
+        matches!(self, Slot::Waiting(Some(_)) | Slot::Abandoned(_))
+    }
+}
+
 struct State {
     pending: FxHashMap<u64, Slot>,
     /// Why the connection ended; no call is made on it again.
     dead: Option<String>,
+    /// How many slots need the reader thread (see [`Slot::needs_reader`]).
+    background: usize,
+    /// The reader thread waits for `background` to become non-zero.
+    idle: bool,
+}
+
+impl State {
+    /// Puts `slot` (or nothing) at `id`, and returns what was there; keeps `background`. True
+    /// in the second place when the reader thread must be woken.
+    fn replace(&mut self, id: u64, slot: Option<Slot>) -> (Option<Slot>, bool) {
+        let adds = slot.as_ref().is_some_and(Slot::needs_reader);
+        let old = match slot {
+            Some(s) => self.pending.insert(id, s),
+            None => self.pending.remove(&id),
+        };
+        if old.as_ref().is_some_and(Slot::needs_reader) {
+            self.background -= 1;
+        }
+        let mut wake = false;
+        if adds {
+            self.background += 1;
+            wake = self.background == 1 && self.idle;
+        }
+        (old, wake)
+    }
 }
 
 /// One multiplexed connection to a manager.
@@ -57,7 +169,12 @@ pub(crate) struct Mux {
     address: Address,
     writer: Mutex<FrameWriter<Stream>>,
     max_request: usize,
+    reader: Mutex<FrameReader<Stream>>,
+    /// Where the replies arrive.
+    source: Source,
     state: Mutex<State>,
+    /// The reader thread waits here while no slot needs it.
+    work: Condvar,
     next_id: AtomicU64,
 }
 
@@ -130,17 +247,30 @@ impl Mux {
         let mut conn = Conn::open(address)?;
         conn.request(&Request::Multiplex)?;
         let (reader, writer, max_request) = conn.into_parts();
+        let source = match reader.get_ref().channel() {
+            Some(c) => Source::Shm(c.clone()),
+            None => Source::Socket(
+                reader.get_ref().try_clone().map_err(|e| Error::io("watching an async connection", e))?,
+                Spin::new(),
+            ),
+        };
         let mux = Arc::new(Mux {
             address: address.clone(),
             writer: Mutex::new(writer),
             max_request,
-            state: Mutex::new(State { pending: FxHashMap::default(), dead: None }),
+            reader: Mutex::new(reader),
+            source,
+            state: Mutex::new(State { pending: FxHashMap::default(), dead: None, background: 0, idle: false }),
+            work: Condvar::new(),
             next_id: AtomicU64::new(1),
         });
         let m = mux.clone();
         std::thread::Builder::new()
             .name("procman-async".into())
-            .spawn(move || m.read_replies(reader))
+            .spawn(move || {
+                let reason = m.read_replies();
+                m.end(&reason);
+            })
             .map_err(|e| Error::io("starting the thread of an async connection", e))?;
         Ok(mux)
     }
@@ -153,68 +283,144 @@ impl Mux {
         crate::client::lost_connection(&self.address, reason)
     }
 
-    /// The reader thread: fills the slots until the connection ends, then fails the calls
-    /// still waiting.
-    fn read_replies(self: Arc<Self>, mut reader: FrameReader<Stream>) {
-        let reason = loop {
-            match reader.read(None) {
-                Ok(true) => {}
-                Ok(false) => break "the manager closed the connection".to_string(),
-                Err(e) => break e.to_string(),
-            }
-            let (id, reply) = match decode_reply(reader.body()) {
-                Ok(r) => r,
-                Err(e) => break e,
-            };
-            if id == MULTIPLEXED_CONNECTION {
-                match reply {
-                    Err(e) => break e.to_string(),
-                    Ok(_) => continue,
-                }
-            }
-            let undo = {
+    /// The reader thread: reads the replies that no polled call reads, until the connection
+    /// ends; returns why it ended.
+    fn read_replies(&self) -> String {
+        loop {
+            {
                 let mut state = crate::unpoison::lock(&self.state);
-                match state.pending.remove(&id) {
-                    Some(Slot::Waiting(waker)) => {
-                        state.pending.insert(id, Slot::Done(reply));
-                        drop(state);
-                        if let Some(w) = waker {
-                            w.wake();
-                        }
-                        None
-                    }
-                    Some(Slot::Abandoned(Some(undo))) => reply.ok().map(|bytes| (undo, bytes)),
-                    // An abandoned call without undo, or an id this side never sent.
-                    _ => None,
+                while state.background == 0 && state.dead.is_none() {
+                    state.idle = true;
+                    state = crate::unpoison::wait(&self.work, state);
                 }
-            };
-            if let Some(((undo, owner), bytes)) = undo {
-                self.undo(undo, owner, &bytes);
+                state.idle = false;
+                if let Some(reason) = &state.dead {
+                    return reason.clone();
+                }
             }
+            let mut reader = crate::unpoison::lock(&self.reader);
+            if let Err(reason) = self.read_waiting(&mut reader, None) {
+                return reason;
+            }
+            drop(reader);
+            if crate::unpoison::lock(&self.state).background > 0 {
+                self.source.sleep_for_bytes();
+            }
+        }
+    }
+
+    /// Reads the replies whose bytes are there (and the end of the connection, if it ended),
+    /// each to its slot; stops at `own`'s reply and returns it.
+    fn read_waiting(
+        &self,
+        reader: &mut FrameReader<Stream>,
+        own: Option<u64>,
+    ) -> std::result::Result<Option<Result<Vec<u8>>>, String> {
+        while reader.buffered() > 0 || self.source.has_bytes() {
+            if let Some(reply) = self.read_one(reader, own)? {
+                return Ok(Some(reply));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads one reply and gives it to its slot, or returns it when it is `own`'s.
+    fn read_one(
+        &self,
+        reader: &mut FrameReader<Stream>,
+        own: Option<u64>,
+    ) -> std::result::Result<Option<Result<Vec<u8>>>, String> {
+        match reader.read(None) {
+            Ok(true) => {}
+            Ok(false) => return Err("the manager closed the connection".to_string()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let (id, reply) = decode_reply(reader.body())?;
+        if Some(id) == own {
+            return Ok(Some(reply));
+        }
+        if id == MULTIPLEXED_CONNECTION {
+            return match reply {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => Ok(None),
+            };
+        }
+        let mut state = crate::unpoison::lock(&self.state);
+        match state.replace(id, None).0 {
+            Some(Slot::Waiting(waker)) => {
+                state.replace(id, Some(Slot::Done(reply)));
+                drop(state);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Some(Slot::Abandoned(Some((undo, owner)))) => {
+                drop(state);
+                if let Ok(bytes) = reply {
+                    self.undo(undo, owner, &bytes);
+                }
+            }
+            // An abandoned call without undo, or an id this side never sent.
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Call `id`, polled for the first time, reads the replies itself (see the module docs):
+    /// its own when it comes within the spin. `None` when it did not, or when another reader
+    /// holds the connection.
+    fn read_own(&self, id: u64) -> Option<Result<Vec<u8>>> {
+        let mut reader: MutexGuard<'_, _> = match self.reader.try_lock() {
+            Ok(r) => r,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
         };
-        self.end(&reason);
+        let start = Instant::now();
+        loop {
+            match self.read_waiting(&mut reader, Some(id)) {
+                Ok(Some(reply)) => {
+                    drop(reader);
+                    crate::unpoison::lock(&self.state).replace(id, None);
+                    return Some(reply);
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    drop(reader);
+                    self.end(&reason);
+                    return None;
+                }
+            }
+            if start.elapsed() > MAX_READING || !self.source.spin_for_bytes() {
+                return None;
+            }
+        }
     }
 
     /// The connection ended: every waiting call fails, and the next call makes a new one.
-    fn end(self: &Arc<Self>, reason: &str) {
+    fn end(&self, reason: &str) {
         let wakers: Vec<Waker> = {
             let mut state = crate::unpoison::lock(&self.state);
+            if state.dead.is_some() {
+                return;
+            }
             state.dead = Some(reason.to_string());
             let mut wakers = Vec::new();
             for slot in state.pending.values_mut() {
                 if let Slot::Waiting(w) = slot {
                     wakers.extend(w.take());
-                    *slot = Slot::Done(Err(self.lost(reason)));
+                    *slot = Slot::Done(Err(crate::client::lost_connection(&self.address, reason)));
                 }
             }
             state.pending.retain(|_, s| matches!(s, Slot::Done(_)));
+            state.background = 0;
             wakers
         };
+        self.work.notify_all();
         for w in wakers {
             w.wake();
         }
         let mut map = crate::unpoison::lock(muxes());
-        if matches!(map.get(&self.address), Some(Entry::Ready(m)) if Arc::ptr_eq(m, self)) {
+        if matches!(map.get(&self.address), Some(Entry::Ready(m)) if std::ptr::eq(Arc::as_ptr(m), self)) {
             map.remove(&self.address);
         }
     }
@@ -229,14 +435,24 @@ impl Mux {
         w.send().map_err(|e| self.lost(&e.to_string()))
     }
 
+    /// Puts `slot` at `id`, waking the reader thread when it is needed now.
+    fn set_slot(&self, mut state: MutexGuard<'_, State>, id: u64, slot: Slot) {
+        let (_, wake) = state.replace(id, Some(slot));
+        drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
     /// Calls the undo of a result that nobody awaits any more, as its owner; its own reply is
     /// not awaited.
     fn undo(&self, undo: Undo, owner: u64, result: &[u8]) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        crate::unpoison::lock(&self.state).pending.insert(id, Slot::Abandoned(None));
+        let state = crate::unpoison::lock(&self.state);
+        self.set_slot(state, id, Slot::Abandoned(None));
         let req = Request::Call { id: undo.object, method: undo.method, args: Bytes(result) };
         if self.send(id, owner, &req).is_err() {
-            crate::unpoison::lock(&self.state).pending.remove(&id);
+            crate::unpoison::lock(&self.state).replace(id, None);
         }
     }
 
@@ -270,13 +486,13 @@ pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, un
         if let Some(reason) = &state.dead {
             return Err(mux.lost(reason));
         }
-        state.pending.insert(id, Slot::Waiting(None));
+        state.replace(id, Some(Slot::Waiting(None)));
     }
-    let pending = Pending { mux, id, undo: undo.map(|u| (u, owner)), finished: false };
+    let pending = Pending { mux, id, undo: undo.map(|u| (u, owner)), finished: false, slept: None };
     if let Err(e) = pending.mux.send(id, owner, req) {
         let mut pending = pending;
         pending.finished = true;
-        crate::unpoison::lock(&pending.mux.state).pending.remove(&id);
+        crate::unpoison::lock(&pending.mux.state).replace(id, None);
         return Err(e);
     }
     pending.await
@@ -288,6 +504,8 @@ struct Pending {
     id: u64,
     undo: Option<(Undo, u64)>,
     finished: bool,
+    /// When the call left the reading to the reader thread; `None` before its first poll.
+    slept: Option<Instant>,
 }
 
 impl Future for Pending {
@@ -295,25 +513,40 @@ impl Future for Pending {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let id = self.id;
-        let mut state = crate::unpoison::lock(&self.mux.state);
+        if self.slept.is_none() {
+            if let Some(reply) = self.mux.read_own(id) {
+                self.finished = true;
+                return Poll::Ready(reply);
+            }
+            self.slept = Some(Instant::now());
+        }
+        let mux = self.mux.clone();
+        let mut state = crate::unpoison::lock(&mux.state);
         match state.pending.get_mut(&id) {
-            Some(Slot::Waiting(w)) => {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
+            Some(Slot::Waiting(Some(w))) => {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
                 }
                 Poll::Pending
             }
+            Some(Slot::Waiting(None)) => {
+                mux.set_slot(state, id, Slot::Waiting(Some(cx.waker().clone())));
+                Poll::Pending
+            }
             Some(Slot::Done(_)) => {
-                let Some(Slot::Done(r)) = state.pending.remove(&id) else { unreachable!("matched above") };
+                let Some(Slot::Done(r)) = state.replace(id, None).0 else { unreachable!("matched above") };
                 drop(state);
                 self.finished = true;
+                if let Some(slept) = self.slept {
+                    mux.source.waited(slept.elapsed());
+                }
                 Poll::Ready(r)
             }
             _ => {
                 let reason = state.dead.clone().unwrap_or_else(|| "the reply went missing".into());
                 drop(state);
                 self.finished = true;
-                Poll::Ready(Err(self.mux.lost(&reason)))
+                Poll::Ready(Err(mux.lost(&reason)))
             }
         }
     }
@@ -324,17 +557,20 @@ impl Drop for Pending {
         if self.finished {
             return;
         }
-        // Under one lock: the reader finds either a waiting slot or an abandoned one.
+        // Under one lock: a reader finds either a waiting slot or an abandoned one.
         let mut state = crate::unpoison::lock(&self.mux.state);
-        let came = match state.pending.get_mut(&self.id) {
-            Some(slot @ Slot::Waiting(_)) => {
-                *slot = Slot::Abandoned(self.undo);
+        let came = match state.pending.get(&self.id) {
+            Some(Slot::Waiting(_)) => {
+                self.mux.set_slot(state, self.id, Slot::Abandoned(self.undo));
                 None
             }
-            Some(Slot::Done(_)) => state.pending.remove(&self.id),
+            Some(Slot::Done(_)) => {
+                let came = state.replace(self.id, None).0;
+                drop(state);
+                came
+            }
             _ => return,
         };
-        drop(state);
         match came {
             None => self.mux.cancel(self.id),
             // The result came and was never taken: put it back.

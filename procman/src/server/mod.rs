@@ -90,6 +90,7 @@ mod pins;
 pub(crate) mod registry;
 mod scope;
 mod table;
+mod watchdog;
 mod workers;
 
 pub(crate) use listen::{Core, Server};

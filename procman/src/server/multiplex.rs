@@ -2,9 +2,20 @@
 //!
 //! A client switches its connection with `Request::Multiplex`; from then on each frame it sends
 //! is a [`Tagged`] header followed by a request, and each reply frame the server sends is the
-//! request's id followed by the reply. The connection's thread only reads: every request runs
-//! on a worker thread (see `workers.rs`), so a call that blocks (a `get` waiting an hour) never
-//! delays another on the same connection, and replies go back in the order calls finish.
+//! request's id followed by the reply; replies go back in the order calls finish.
+//!
+//! # Where calls run
+//!
+//! The thread that reads the connection runs each call itself, as a blocking connection's
+//! thread does: a call that ends at once costs no hand-off to another thread. While it runs
+//! one, the reading waits in [`Mux::reading`], and the watchdog (`watchdog.rs`) looks at the
+//! connection every tick: a call that has run for a whole tick has the reading taken from its
+//! thread and handed to a worker (`workers.rs`), which reads on; the thread in the call sends
+//! its reply when the call ends and leaves. The connection remembers the (object, method) of
+//! a call that ran that long, and starts the next calls of it on a worker at once. So a call
+//! that blocks (a `get` waiting an hour) delays the calls behind it by one to two ticks, once.
+//! Whoever reads when the connection ends closes it; the connection's own thread waits for
+//! that, and releases what its owners held, as at any close.
 //!
 //! # Who calls
 //!
@@ -29,6 +40,7 @@
 use super::connection::{Session, send_tagged_reply};
 use super::listen::Core;
 use super::scope::{Cancel, Serving};
+use super::watchdog::{self, Watch, Watched};
 use super::workers;
 use crate::shared::Caller;
 use crate::transport::Stream;
@@ -37,8 +49,11 @@ use crate::wire::depth::ThreadLimit;
 use crate::wire::frames::{FrameReader, FrameWriter};
 use crate::wire::message::{Request, Tagged};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// The id of a reply about the whole connection (why it closes), not about one request.
 pub(crate) const CONNECTION: u64 = u64::MAX;
@@ -50,14 +65,39 @@ pub(super) const MAX_OWNERS: usize = 1 << 16;
 /// the connection reads on.
 const MAX_IN_FLIGHT: usize = 1 << 14;
 
-/// What the calls of one multiplexed connection share.
-struct Shared {
+/// The most (object, method) pairs a connection remembers as blocking.
+const MAX_BLOCKING: usize = 1 << 12;
+
+/// One multiplexed connection, as its reading thread, its workers and the watchdog share it.
+struct Mux {
+    core: Arc<Core>,
     writer: Mutex<FrameWriter<Stream>>,
     calls: Mutex<Calls>,
-    /// Signalled when a call ends.
+    /// Signalled when a call ends and someone waits for that (`Calls::waiters`).
     ended: Condvar,
     /// The objects the calls touched, told at close.
     touched: Mutex<FxHashSet<u64>>,
+    connection: Arc<Stream>,
+    peer: Arc<str>,
+    /// The client process, whose owners the calls' callers are.
+    client: u128,
+    /// The reading, while its thread runs a call (so that a rescuer can take it).
+    reading: Mutex<Option<Reading>>,
+    watch: Watch,
+    /// The owners, once the connection closed and its calls ended.
+    closed: Mutex<Option<Vec<Caller>>>,
+    closed_cv: Condvar,
+}
+
+/// What the thread that reads the connection holds.
+struct Reading {
+    reader: FrameReader<Stream>,
+    owners: FxHashMap<u64, Caller>,
+    /// The (object, method) pairs whose calls once ran past the watchdog's tick: their calls
+    /// start on a worker at once.
+    blocking: FxHashSet<(u64, u64)>,
+    /// The (object, method) of the call the reading thread runs now.
+    inline: Option<(u64, u64)>,
 }
 
 /// The calls in flight (queued or running).
@@ -67,6 +107,8 @@ struct Calls {
     in_flight: FxHashMap<u64, (Arc<Cancel>, u64)>,
     /// The owners with cancelled calls still running: how many, and their calls that wait.
     draining: FxHashMap<u64, Draining>,
+    /// Threads waiting on `ended`.
+    waiters: usize,
 }
 
 #[derive(Default)]
@@ -75,7 +117,7 @@ struct Draining {
     queued: Vec<Job>,
 }
 
-/// A request ready to run on a worker.
+/// A request ready to run.
 struct Job {
     id: u64,
     caller: Caller,
@@ -83,41 +125,38 @@ struct Job {
     request: Vec<u8>,
 }
 
-impl Shared {
+/// How the reading of a connection ended for the thread that held it.
+enum Led {
+    /// The connection ended: this thread closes it; the owners of its calls.
+    Ended(Vec<Caller>),
+    /// The watchdog handed the reading to another thread while this one ran a call.
+    HandedOn,
+}
+
+impl Mux {
     /// Tells the client why its connection closes: a reply to [`CONNECTION`], which it gives
     /// to every call in flight.
     fn fail(&self, e: crate::Error) {
         let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), CONNECTION, Err(e));
     }
-}
 
-/// What a job needs of the connection.
-#[derive(Clone)]
-struct Context {
-    core: Arc<Core>,
-    shared: Arc<Shared>,
-    connection: Arc<Stream>,
-    peer: Arc<str>,
-}
-
-impl Context {
     /// Starts `job` on a worker; when none can be started, answers it with the error.
-    fn start(&self, job: Job, owner: u64) {
-        let (cx, id) = (self.clone(), job.id);
+    fn start(self: &Arc<Self>, job: Job, owner: u64) {
+        let (mux, id) = (self.clone(), job.id);
         let depth = self.core.config.max_decode_depth;
         let started = workers::run(Box::new(move || {
             let _depth = ThreadLimit::set(depth);
-            cx.run(job, owner);
+            mux.run(job, owner);
         }));
         if let Err(e) = started {
             let reply = Err(crate::Error::io("starting a thread for a call", e));
-            let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.shared.writer), id, reply);
+            let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, reply);
             self.finished(id, owner);
         }
     }
 
     /// Runs one request and sends its reply.
-    fn run(&self, job: Job, owner: u64) {
+    fn run(self: &Arc<Self>, job: Job, owner: u64) {
         let Job { id, caller, cancelled, request } = job;
         let core = &self.core;
         let reply = if cancelled.is_set() {
@@ -140,33 +179,207 @@ impl Context {
                 Err(e) => Some(Err(core.protocol(format!("undecodable request: {e}")))),
             };
             super::object::release(&core.address, freed.drain(..));
-            crate::unpoison::lock(&self.shared.touched).extend(session.touched_ids());
+            let mut touched = session.touched_ids().peekable();
+            if touched.peek().is_some() {
+                crate::unpoison::lock(&self.touched).extend(touched);
+            }
             reply
         };
         if let Some(reply) = reply {
             // A reply that cannot be sent: the connection is gone, and its reader ends.
-            let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.shared.writer), id, reply);
+            let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, reply);
         }
         self.finished(id, owner);
     }
 
     /// Call `id` ended: the owner's queued calls start when it was the last cancelled one.
-    fn finished(&self, id: u64, owner: u64) {
-        let ready = {
-            let mut calls = crate::unpoison::lock(&self.shared.calls);
+    fn finished(self: &Arc<Self>, id: u64, owner: u64) {
+        let (ready, notify) = {
+            let mut calls = crate::unpoison::lock(&self.calls);
             let cancelled = calls.in_flight.remove(&id).is_some_and(|(flag, _)| flag.is_set());
-            match calls.draining.get_mut(&owner) {
+            let ready = match calls.draining.get_mut(&owner) {
                 Some(d) if cancelled => {
                     d.running = d.running.saturating_sub(1);
                     if d.running == 0 { calls.draining.remove(&owner).map(|d| d.queued) } else { None }
                 }
                 _ => None,
-            }
+            };
+            (ready, calls.waiters > 0)
         };
-        self.shared.ended.notify_all();
+        if notify {
+            self.ended.notify_all();
+        }
         for job in ready.into_iter().flatten() {
             self.start(job, owner);
         }
+    }
+
+    /// Reads the connection and runs its calls until it ends, or until the watchdog hands the
+    /// reading on while this thread runs a call.
+    fn lead(self: &Arc<Self>, mut reading: Reading) -> Led {
+        let core = &self.core;
+        let peer = &*self.peer;
+        loop {
+            match reading.reader.read(None) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    if let Some(e) = core.why_unreadable(e, peer) {
+                        self.fail(e);
+                    }
+                    break;
+                }
+            }
+            let (tag, rest) = match wire::take::<Tagged>(reading.reader.body()) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.fail(core.refusal(peer, format!("undecodable multiplexed frame: {e}")));
+                    break;
+                }
+            };
+            let (id, owner) = match tag {
+                Tagged::Cancel { id } => {
+                    let mut calls = crate::unpoison::lock(&self.calls);
+                    let Some((flag, owner)) = calls.in_flight.get(&id).cloned() else { continue };
+                    if flag.set() {
+                        calls.draining.entry(owner).or_default().running += 1;
+                    }
+                    continue;
+                }
+                Tagged::Request { id: CONNECTION, .. } => {
+                    self.fail(core.refusal(peer, format!("request id {CONNECTION} is reserved")));
+                    break;
+                }
+                Tagged::Request { id, owner } => (id, owner),
+            };
+            let caller = match reading.owners.get(&owner) {
+                Some(c) => *c,
+                None if reading.owners.len() < MAX_OWNERS => {
+                    let c = Caller { client: self.client, connection: core.connection_number() };
+                    reading.owners.insert(owner, c);
+                    c
+                }
+                None => {
+                    self.fail(core.refusal(peer, format!("more than {MAX_OWNERS} owners on one connection")));
+                    break;
+                }
+            };
+            let key = call_key(rest);
+            let cancelled = Arc::new(Cancel::default());
+            let job = Job { id, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
+            let mut calls = crate::unpoison::lock(&self.calls);
+            if calls.in_flight.len() >= MAX_IN_FLIGHT {
+                calls.waiters += 1;
+                while calls.in_flight.len() >= MAX_IN_FLIGHT {
+                    calls = crate::unpoison::wait(&self.ended, calls);
+                }
+                calls.waiters -= 1;
+            }
+            if calls.in_flight.insert(id, (cancelled, owner)).is_some() {
+                drop(calls);
+                self.fail(core.refusal(peer, format!("request id {id} is already in flight")));
+                break;
+            }
+            if let Some(d) = calls.draining.get_mut(&owner) {
+                d.queued.push(job);
+                continue;
+            }
+            drop(calls);
+            if key.is_some_and(|k| reading.blocking.contains(&k)) {
+                self.start(job, owner);
+                continue;
+            }
+            // Run it here; the watchdog hands the reading on if it blocks.
+            reading.inline = key;
+            *crate::unpoison::lock(&self.reading) = Some(reading);
+            let running = self.watch.begin();
+            self.run(job, owner);
+            if !self.watch.end(running) && !self.resumes() {
+                return Led::HandedOn;
+            }
+            reading = crate::unpoison::lock(&self.reading).take().expect("the reading waits for its thread");
+        }
+        Led::Ended(reading.owners.into_values().collect())
+    }
+
+    /// After the watchdog took the reading from this thread: true when handing it on failed
+    /// and this thread reads on.
+    fn resumes(&self) -> bool {
+        loop {
+            if self.watch.reclaim_failed() {
+                return true;
+            }
+            if !self.watch.handing_on() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The connection ended: every call still running sees its caller gone and ends (queued
+    /// ones run and end at once); waits for them, so no call takes a lock after its owner's
+    /// locks were released, then hands the owners to the connection's thread.
+    fn close(&self, owners: Vec<Caller>) {
+        let mut calls = crate::unpoison::lock(&self.calls);
+        for (flag, _) in calls.in_flight.values() {
+            flag.set();
+        }
+        calls.waiters += 1;
+        while !calls.in_flight.is_empty() {
+            calls = crate::unpoison::wait(&self.ended, calls);
+        }
+        calls.waiters -= 1;
+        drop(calls);
+        *crate::unpoison::lock(&self.closed) = Some(owners);
+        self.closed_cv.notify_all();
+    }
+
+    /// Leads on a worker, after the watchdog took the reading from the thread in a call.
+    fn lead_on_worker(self: Arc<Self>) {
+        let Some(mut reading) = crate::unpoison::lock(&self.reading).take() else { return };
+        self.watch.handed_on();
+        if let Some(k) = reading.inline.take()
+            && reading.blocking.len() < MAX_BLOCKING
+        {
+            reading.blocking.insert(k);
+        }
+        let _depth = ThreadLimit::set(self.core.config.max_decode_depth);
+        match catch_unwind(AssertUnwindSafe(|| self.lead(reading))) {
+            Ok(Led::Ended(owners)) => self.close(owners),
+            Ok(Led::HandedOn) => {}
+            Err(p) => {
+                let message = crate::error::panic_message(&*p);
+                tracing::warn!(manager = %self.core.address, peer = %self.peer, message, "closed a connection: the manager panicked serving it");
+                // The owners went with the panic: the connection's own caller is still released.
+                self.connection.shutdown();
+                self.close(Vec::new());
+            }
+        }
+    }
+}
+
+impl Watched for Mux {
+    fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    fn rescue(self: Arc<Self>) {
+        let mux = self.clone();
+        if workers::run(Box::new(move || mux.lead_on_worker())).is_err() {
+            // No thread: the thread in the call reads on once it ends.
+            self.watch.hand_on_failed();
+        }
+    }
+}
+
+/// The (object, method) of a call request, hashed: what the connection remembers of calls
+/// that blocked.
+fn call_key(request: &[u8]) -> Option<(u64, u64)> {
+    match wire::take::<Request<'_>>(request) {
+        Ok((Request::Call { id, method, .. }, _)) => {
+            Some((id, BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(method)))
+        }
+        _ => None,
     }
 }
 
@@ -176,100 +389,44 @@ impl Core {
     /// connection's end.
     pub(super) fn multiplexed(
         self: &Arc<Self>,
-        mut reader: FrameReader<Stream>,
+        reader: FrameReader<Stream>,
         writer: FrameWriter<Stream>,
         peer: &str,
         session: &mut Session,
     ) {
-        let shared = Arc::new(Shared {
+        let mux = Arc::new(Mux {
+            core: self.clone(),
             writer: Mutex::new(writer),
             calls: Mutex::new(Calls::default()),
             ended: Condvar::new(),
             touched: Mutex::new(FxHashSet::default()),
-        });
-        let cx = Context {
-            core: self.clone(),
-            shared: shared.clone(),
             connection: session.serving.connection.clone(),
             peer: peer.into(),
+            client: session.caller.client,
+            reading: Mutex::new(None),
+            watch: Watch::default(),
+            closed: Mutex::new(None),
+            closed_cv: Condvar::new(),
+        });
+        let watched: Arc<dyn Watched> = mux.clone();
+        if let Err(e) = watchdog::watch(Arc::downgrade(&watched)) {
+            mux.fail(crate::Error::io("starting the watchdog of multiplexed connections", e));
+            return;
+        }
+        let reading = Reading { reader, owners: FxHashMap::default(), blocking: FxHashSet::default(), inline: None };
+        if let Led::Ended(owners) = mux.lead(reading) {
+            mux.close(owners);
+        }
+        // The reading may have ended on another thread: wait for its close.
+        let mut closed = crate::unpoison::lock(&mux.closed);
+        let owners = loop {
+            if let Some(owners) = closed.take() {
+                break owners;
+            }
+            closed = crate::unpoison::wait(&mux.closed_cv, closed);
         };
-        let mut owners: FxHashMap<u64, Caller> = FxHashMap::default();
-        loop {
-            match reader.read(None) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    if let Some(e) = self.why_unreadable(e, peer) {
-                        shared.fail(e);
-                    }
-                    break;
-                }
-            }
-            let (tag, rest) = match wire::take::<Tagged>(reader.body()) {
-                Ok(t) => t,
-                Err(e) => {
-                    shared.fail(self.refusal(peer, format!("undecodable multiplexed frame: {e}")));
-                    break;
-                }
-            };
-            match tag {
-                Tagged::Cancel { id } => {
-                    let mut calls = crate::unpoison::lock(&shared.calls);
-                    let Some((flag, owner)) = calls.in_flight.get(&id).cloned() else { continue };
-                    if flag.set() {
-                        calls.draining.entry(owner).or_default().running += 1;
-                    }
-                }
-                Tagged::Request { id: CONNECTION, .. } => {
-                    shared.fail(self.refusal(peer, format!("request id {CONNECTION} is reserved")));
-                    break;
-                }
-                Tagged::Request { id, owner } => {
-                    let caller = match owners.get(&owner) {
-                        Some(c) => *c,
-                        None if owners.len() < MAX_OWNERS => {
-                            let c = Caller { client: session.caller.client, connection: self.connection_number() };
-                            owners.insert(owner, c);
-                            c
-                        }
-                        None => {
-                            shared.fail(self.refusal(peer, format!("more than {MAX_OWNERS} owners on one connection")));
-                            break;
-                        }
-                    };
-                    let cancelled = Arc::new(Cancel::default());
-                    let job = Job { id, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
-                    let mut calls = crate::unpoison::lock(&shared.calls);
-                    while calls.in_flight.len() >= MAX_IN_FLIGHT {
-                        calls = crate::unpoison::wait(&shared.ended, calls);
-                    }
-                    if calls.in_flight.insert(id, (cancelled, owner)).is_some() {
-                        drop(calls);
-                        shared.fail(self.refusal(peer, format!("request id {id} is already in flight")));
-                        break;
-                    }
-                    match calls.draining.get_mut(&owner) {
-                        Some(d) => d.queued.push(job),
-                        None => {
-                            drop(calls);
-                            cx.start(job, owner);
-                        }
-                    }
-                }
-            }
-        }
-        // Calls still running see their caller gone and end (queued ones run and end at once);
-        // the connection's end waits for them, so no call takes a lock after its owner's locks
-        // were released.
-        let mut calls = crate::unpoison::lock(&shared.calls);
-        for (flag, _) in calls.in_flight.values() {
-            flag.set();
-        }
-        while !calls.in_flight.is_empty() {
-            calls = crate::unpoison::wait(&shared.ended, calls);
-        }
-        drop(calls);
-        session.touched_extend(crate::unpoison::lock(&shared.touched).drain());
-        session.owners.extend(owners.into_values());
+        drop(closed);
+        session.touched_extend(crate::unpoison::lock(&mux.touched).drain());
+        session.owners.extend(owners);
     }
 }

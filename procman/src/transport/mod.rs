@@ -20,7 +20,7 @@
 //! module changes. Sealing is not a transport's business:
 //! frames are sealed above it (`wire/sealed.rs`), on every TCP connection.
 
-mod shm;
+pub(crate) mod shm;
 mod tcp;
 mod unix;
 
@@ -200,6 +200,14 @@ impl Stream {
     }
 
     /// True when the frames go through shared memory.
+    /// The shared-memory channel the connection's frames go through, if they moved to one.
+    pub(crate) fn channel(&self) -> Option<&Arc<Channel>> {
+        match &self.0 {
+            Backend::Shm(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_shared_memory(&self) -> bool {
         matches!(self.0, Backend::Shm(_))
     }
@@ -221,6 +229,17 @@ impl Stream {
     /// checked without waiting and without reading.
     pub(crate) fn hung_up(&self) -> bool {
         hung_up(self.as_fd())
+    }
+
+    /// Waits up to `timeout_ms` (0: not at all, -1: for ever) until the socket has bytes to
+    /// read or reached its end; true when it has. Reads nothing.
+    pub(crate) fn poll_readable(&self, timeout_ms: i32) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd { fd: self.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self`
+        // owns, which stays open for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        n > 0
     }
 
     fn as_fd(&self) -> BorrowedFd<'_> {

@@ -472,6 +472,73 @@ impl Channel {
             }
         }
     }
+
+    /// True when bytes wait in the receiving ring (or the peer's position there is impossible,
+    /// which the next read reports).
+    pub(crate) fn has_bytes(&self) -> bool {
+        self.readable().map_or(true, |n| n > 0)
+    }
+
+    /// True once the socket reached end-of-stream.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Spins within the budget until bytes wait in the receiving ring, and never sleeps: for a
+    /// reader that has another way to wait (an async call, which returns to its executor).
+    /// True when bytes came.
+    pub(crate) fn spin_for_bytes(&self) -> bool {
+        if self.has_bytes() {
+            return true;
+        }
+        let budget = self.spin.budget();
+        if budget.is_zero() {
+            return false;
+        }
+        let Some(_spinning) = Spinning::enter() else { return false };
+        let start = Instant::now();
+        loop {
+            for _ in 0..SPIN_BATCH {
+                if self.has_bytes() {
+                    self.spin.waited(start.elapsed());
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            let spun = start.elapsed();
+            if spun >= budget {
+                // A long wait: a peer that keeps this side waiting is spun for less.
+                self.spin.waited(Duration::from_nanos(max_spin_ns() as u64 + 1));
+                return false;
+            }
+        }
+    }
+
+    /// Counts a wait for bytes that ended after `w` some other way than
+    /// [`spin_for_bytes`](Self::spin_for_bytes) (a reply an async call got from the thread
+    /// that reads while it sleeps), so that a peer that became fast is spun for again.
+    pub(crate) fn waited(&self, w: Duration) {
+        self.spin.waited(w);
+    }
+
+    /// Sleeps until bytes wait in the receiving ring or the peer is gone, without reading
+    /// them: for a thread that reads them under a lock it does not hold while it sleeps. Its
+    /// flag is raised, so the peer rings the doorbell; another reader that takes bytes
+    /// meanwhile only makes this wake for nothing.
+    pub(crate) fn sleep_for_bytes(&self) {
+        let asleep = self.reader_asleep(self.rx);
+        asleep.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.has_bytes() || self.is_gone() {
+            asleep.store(0, Ordering::Relaxed);
+            return;
+        }
+        let mut p = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self` owns.
+        unsafe { libc::poll(&mut p, 1, -1) };
+        asleep.store(0, Ordering::Relaxed);
+        self.drain();
+    }
 }
 
 /// Checks of the ring between two looks at the clock while spinning.
@@ -522,23 +589,23 @@ pub(crate) fn enabled() -> bool {
 /// the side sleeps at once. A wait that slept still measures `w`, so a peer that becomes fast
 /// again is spun for again at the next wait.
 #[derive(Debug)]
-struct Spin {
+pub(crate) struct Spin {
     budget_ns: AtomicU32,
 }
 
 impl Spin {
-    fn new() -> Spin {
+    pub(crate) fn new() -> Spin {
         Spin { budget_ns: AtomicU32::new(max_spin_ns()) }
     }
 
-    fn budget(&self) -> Duration {
+    pub(crate) fn budget(&self) -> Duration {
         if cores() < 2 {
             return Duration::ZERO;
         }
         Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
     }
 
-    fn waited(&self, w: Duration) {
+    pub(crate) fn waited(&self, w: Duration) {
         let max = max_spin_ns();
         let w = w.as_nanos().min(u32::MAX as u128) as u32;
         let cur = self.budget_ns.load(Ordering::Relaxed);
@@ -566,12 +633,12 @@ fn cores() -> usize {
 }
 
 /// A place among the threads of this process that spin: no more than it has cores.
-struct Spinning;
+pub(crate) struct Spinning;
 
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
 impl Spinning {
-    fn enter() -> Option<Spinning> {
+    pub(crate) fn enter() -> Option<Spinning> {
         if SPINNING.fetch_add(1, Ordering::Relaxed) < cores() {
             Some(Spinning)
         } else {
