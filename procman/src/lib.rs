@@ -81,11 +81,11 @@
 //!
 //! **How a call travels.** Every async call of a process goes through one connection per
 //! manager, multiplexed: each request carries an id and its owner. The task that makes a call
-//! reads the replies itself while it spins briefly for its own (within an adaptive budget, as
-//! the same-host fast path does), so a call that is answered at once costs what a blocking
-//! call costs: no thread hand-off on either side. A call that is not answered within the spin
-//! returns pending, and the connection's one reader thread wakes its task when the reply
-//! comes. The manager runs each call of that connection where it read it, and a watchdog that
+//! waits briefly for its reply in place and reads it itself (spinning, then sleeping, within an
+//! adaptive bound of at most 50 µs, as the same-host fast path does), so a call that is
+//! answered at once costs what a blocking call costs: no thread hand-off on either side. A call
+//! that is not answered within the bound returns pending, and the connection's one reader
+//! thread wakes its task when the reply comes. The manager runs each call of that connection where it read it, and a watchdog that
 //! ticks while calls run hands the reading to another thread when a call has run for a tick
 //! (250 µs) without ending; calls of that method on that object then start on a thread of
 //! their own. So a `get` that waits an hour delays no other call by more than a tick, and

@@ -8,15 +8,17 @@
 //! # Who reads the replies
 //!
 //! The task that made a call reads the replies itself when it is first polled: it takes the
-//! reader (if no one else holds it), spins within an adaptive budget for bytes, and hands every
-//! reply it reads to its slot, its own included. Most calls are answered within the spin, and
-//! then an async call costs what a blocking one does: no thread hand-off, no wake-up. On the
-//! same-host fast path the spin re-reads the channel's ring (no system call); on a socket it
-//! polls the socket. A call that is not answered within the spin (a `get` that waits)
-//! registers its waker and returns pending; from then on the connection's reader thread reads
-//! for it, sleeping on the socket (the channel's doorbell) while anyone waits, and wakes the
-//! task when its reply comes. The budget follows how long replies took, as the fast path's
-//! does: a manager that answers slowly (a remote one, a busy one) is not spun for.
+//! reader (if no one else holds it), waits in place a short, bounded time for bytes, and hands
+//! every reply it reads to its slot, its own included. Waiting in place is what a blocking call
+//! does: on the same-host fast path, spinning on the channel's ring and then sleeping on its
+//! doorbell; on a socket, sleeping in `ppoll`. Most calls are answered within it, and then an
+//! async call costs what a blocking one does: no thread hand-off, no extra wake-up. A call that
+//! is not answered in time (a `get` that waits) registers its waker and returns pending; from
+//! then on the connection's reader thread reads for it, sleeping on the socket (the channel's
+//! doorbell) while anyone waits, and wakes the task when its reply comes. How long a call waits
+//! in place follows how long replies took, as the fast path's spin does (`Spin`): calls that
+//! wait long (gets of an empty queue, a slow remote manager) soon stop holding their executor
+//! thread at all, so it blocks for at most 50 µs a call, and mostly not at all.
 //!
 //! # Cancellation
 //!
@@ -31,7 +33,7 @@ use crate::client::Conn;
 use crate::error::{Error, Result};
 use crate::server::MULTIPLEXED_CONNECTION;
 use crate::transport::Stream;
-use crate::transport::shm::{Channel, Spin, Spinning};
+use crate::transport::shm::{Channel, Spin};
 use crate::wire::frames::{FrameReader, FrameWriter};
 use crate::wire::message::{Reply, Request, Tagged};
 use crate::wire::{self, Bytes};
@@ -47,6 +49,9 @@ use std::time::{Duration, Instant};
 /// reader thread.
 const MAX_READING: Duration = Duration::from_micros(200);
 
+/// The longest the reader thread sleeps before it looks again (see `Channel::sleep_for_bytes`).
+const REPOLL: Duration = Duration::from_millis(10);
+
 /// Where the bytes of the replies arrive, as the readers of a connection wait for them.
 enum Source {
     /// The same-host fast path: the channel's ring, and its socket as doorbell.
@@ -60,42 +65,35 @@ impl Source {
     fn has_bytes(&self) -> bool {
         match self {
             Source::Shm(c) => c.has_bytes() || c.is_gone(),
-            Source::Socket(s, _) => s.poll_readable(0),
+            Source::Socket(s, _) => s.poll_readable(Some(Duration::ZERO)),
         }
     }
 
-    /// Spins within the budget until bytes wait; never sleeps. True when they came.
-    fn spin_for_bytes(&self) -> bool {
+    /// Waits a short, bounded time for bytes in place (see `Channel::wait_for_bytes`; on a
+    /// socket, a sleep in `ppoll` within the budget, which costs the one wake-up a blocking
+    /// call costs). True when they came.
+    fn wait_for_bytes(&self) -> bool {
         let (stream, spin) = match self {
-            Source::Shm(c) => return c.spin_for_bytes(),
+            Source::Shm(c) => return c.wait_for_bytes(),
             Source::Socket(s, spin) => (s, spin),
         };
-        let budget = spin.budget();
-        if budget.is_zero() {
+        let bound = spin.in_place();
+        if bound.is_zero() {
             return false;
         }
-        let Some(_spinning) = Spinning::enter() else { return false };
         let start = Instant::now();
-        loop {
-            // Each look is a system call, a fraction of a socket round trip.
-            if stream.poll_readable(0) {
-                spin.waited(start.elapsed());
-                return true;
-            }
-            if start.elapsed() >= budget {
-                spin.waited(Duration::MAX);
-                return false;
-            }
-            std::hint::spin_loop();
-        }
+        let came = stream.poll_readable(Some(bound));
+        spin.waited(if came { start.elapsed() } else { Duration::MAX });
+        came
     }
 
-    /// Sleeps until bytes wait or the connection ended, without reading them.
+    /// Sleeps until bytes wait, the connection ended, or [`REPOLL`] passed, without reading
+    /// them.
     fn sleep_for_bytes(&self) {
         match self {
-            Source::Shm(c) => c.sleep_for_bytes(),
+            Source::Shm(c) => c.sleep_for_bytes(REPOLL),
             Source::Socket(s, _) => {
-                s.poll_readable(-1);
+                s.poll_readable(Some(REPOLL));
             }
         }
     }
@@ -390,7 +388,7 @@ impl Mux {
                     return None;
                 }
             }
-            if start.elapsed() > MAX_READING || !self.source.spin_for_bytes() {
+            if start.elapsed() > MAX_READING || !self.source.wait_for_bytes() {
                 return None;
             }
         }

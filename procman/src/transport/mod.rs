@@ -231,15 +231,10 @@ impl Stream {
         hung_up(self.as_fd())
     }
 
-    /// Waits up to `timeout_ms` (0: not at all, -1: for ever) until the socket has bytes to
-    /// read or reached its end; true when it has. Reads nothing.
-    pub(crate) fn poll_readable(&self, timeout_ms: i32) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut p = libc::pollfd { fd: self.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self`
-        // owns, which stays open for the duration of the call.
-        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        n > 0
+    /// Waits up to `timeout` (`None`: for ever) until the socket has bytes to read or reached
+    /// its end; true when it has. Reads nothing.
+    pub(crate) fn poll_readable(&self, timeout: Option<Duration>) -> bool {
+        poll_for(self.as_fd(), timeout)
     }
 
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -329,6 +324,23 @@ impl Write for Until<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// `ppoll(2)` for `POLLIN` on `fd`, at most `timeout` (`None`: for ever; to the nanosecond,
+/// where `poll(2)` counts milliseconds): true when it has bytes to read or reached its end.
+fn poll_for(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: ppoll(2) on one valid pollfd on this stack frame, with a timespec on this stack
+    // frame (or none) and no signal mask; the descriptor is borrowed, so it stays open for the
+    // duration of the call.
+    let n = unsafe { libc::ppoll(&mut p, 1, ts_ptr, std::ptr::null()) };
+    n > 0
 }
 
 /// `poll(2)` for `POLLRDHUP` with a zero timeout: the peer of `fd` closed its end.

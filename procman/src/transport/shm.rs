@@ -395,12 +395,17 @@ impl Channel {
                 for _ in 0..SPIN_BATCH {
                     if ready(self)? {
                         self.spin.waited(start.elapsed());
+                        self.spin.paid();
                         return Ok(Waited::Ready);
                     }
                     std::hint::spin_loop();
                 }
                 let now = Instant::now();
-                if now - start >= budget || deadline.is_some_and(|d| now >= d) {
+                if now - start >= budget {
+                    self.spin.missed();
+                    break;
+                }
+                if deadline.is_some_and(|d| now >= d) {
                     break;
                 }
                 rounds += 1;
@@ -484,48 +489,67 @@ impl Channel {
         self.gone.load(Ordering::Relaxed)
     }
 
-    /// Spins within the budget until bytes wait in the receiving ring, and never sleeps: for a
-    /// reader that has another way to wait (an async call, which returns to its executor).
-    /// True when bytes came.
-    pub(crate) fn spin_for_bytes(&self) -> bool {
+    /// Waits a short, bounded time for bytes in the receiving ring, in place: spins within the
+    /// spin budget, then sleeps on the doorbell for at most [`Spin::in_place`]. For a reader
+    /// that has another way to wait for longer (an async call, which returns to its executor
+    /// and lets the connection's reader thread wait). True when bytes came.
+    pub(crate) fn wait_for_bytes(&self) -> bool {
         if self.has_bytes() {
             return true;
         }
+        let start = Instant::now();
         let budget = self.spin.budget();
-        if budget.is_zero() {
+        if !budget.is_zero()
+            && let Some(_spinning) = Spinning::enter()
+        {
+            loop {
+                for _ in 0..SPIN_BATCH {
+                    if self.has_bytes() {
+                        self.spin.waited(start.elapsed());
+                        self.spin.paid();
+                        return true;
+                    }
+                    std::hint::spin_loop();
+                }
+                if start.elapsed() >= budget {
+                    self.spin.missed();
+                    break;
+                }
+            }
+        }
+        let bound = self.spin.in_place();
+        if bound.is_zero() {
             return false;
         }
-        let Some(_spinning) = Spinning::enter() else { return false };
-        let start = Instant::now();
-        loop {
-            for _ in 0..SPIN_BATCH {
-                if self.has_bytes() {
-                    self.spin.waited(start.elapsed());
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            let spun = start.elapsed();
-            if spun >= budget {
-                // A long wait: a peer that keeps this side waiting is spun for less.
-                self.spin.waited(Duration::from_nanos(max_spin_ns() as u64 + 1));
-                return false;
-            }
+        // The flag is raised and left raised, and the doorbell is not drained: the connection's
+        // reader thread may sleep on the same doorbell (`sleep_for_bytes`), and only it lowers
+        // the flag and drains, so this can never take its wake-up. A flag left raised costs at
+        // most one doorbell the reader thread does not need.
+        self.reader_asleep(self.rx).store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.has_bytes() && !self.is_gone() {
+            super::poll_for(self.socket.as_fd(), Some(bound));
         }
+        let came = self.has_bytes() || self.is_gone();
+        // A wait that ran out is a long one: the bound shrinks.
+        self.spin.waited(if came { start.elapsed() } else { Duration::MAX });
+        came
     }
 
     /// Counts a wait for bytes that ended after `w` some other way than
-    /// [`spin_for_bytes`](Self::spin_for_bytes) (a reply an async call got from the thread
+    /// [`wait_for_bytes`](Self::wait_for_bytes) (a reply an async call got from the thread
     /// that reads while it sleeps), so that a peer that became fast is spun for again.
     pub(crate) fn waited(&self, w: Duration) {
         self.spin.waited(w);
     }
 
-    /// Sleeps until bytes wait in the receiving ring or the peer is gone, without reading
-    /// them: for a thread that reads them under a lock it does not hold while it sleeps. Its
-    /// flag is raised, so the peer rings the doorbell; another reader that takes bytes
-    /// meanwhile only makes this wake for nothing.
-    pub(crate) fn sleep_for_bytes(&self) {
+    /// Sleeps until bytes wait in the receiving ring, the peer is gone, or `bound` passed,
+    /// without reading them: for the thread that reads an async connection's replies under a
+    /// lock it does not hold while it sleeps. Its flag is raised, so the peer rings the
+    /// doorbell. The holder of the lock may wait on the same doorbell meanwhile (a reply that
+    /// streams through the ring) and lower the flag or drain the byte first: the bound makes
+    /// such a lost wake-up a short delay, not a hang.
+    pub(crate) fn sleep_for_bytes(&self, bound: Duration) {
         let asleep = self.reader_asleep(self.rx);
         asleep.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -533,9 +557,7 @@ impl Channel {
             asleep.store(0, Ordering::Relaxed);
             return;
         }
-        let mut p = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self` owns.
-        unsafe { libc::poll(&mut p, 1, -1) };
+        super::poll_for(self.socket.as_fd(), Some(bound));
         asleep.store(0, Ordering::Relaxed);
         self.drain();
     }
@@ -588,23 +610,43 @@ pub(crate) fn enabled() -> bool {
 /// spinning. When `w` was long, spinning did not pay: the budget halves, towards zero, where
 /// the side sleeps at once. A wait that slept still measures `w`, so a peer that becomes fast
 /// again is spun for again at the next wait.
+///
+/// A spin that ran out of budget and had to sleep after all also backs off: the next
+/// `backoff` waits sleep at once, and `backoff` doubles (up to [`MAX_BACKOFF`]) until a spin
+/// pays again. On a machine whose other cores are busy (other processes, more runnable
+/// threads than cores) a spinning side can hold up the very peer it waits for, which then
+/// answers just after the spin ends, so `w` alone would keep the budget up; the backoff makes
+/// such spins rare, and a spin that pays brings them back at once.
 #[derive(Debug)]
 pub(crate) struct Spin {
     budget_ns: AtomicU32,
+    /// Waits left that sleep at once.
+    skip: AtomicU32,
+    /// How many waits the next spin that does not pay skips.
+    backoff: AtomicU32,
 }
+
+/// The most waits one spin that did not pay makes sleep at once.
+const MAX_BACKOFF: u32 = 1024;
 
 impl Spin {
     pub(crate) fn new() -> Spin {
-        Spin { budget_ns: AtomicU32::new(max_spin_ns()) }
+        Spin { budget_ns: AtomicU32::new(max_spin_ns()), skip: AtomicU32::new(0), backoff: AtomicU32::new(1) }
     }
 
+    /// How long the next wait may spin.
     pub(crate) fn budget(&self) -> Duration {
         if cores() < 2 {
+            return Duration::ZERO;
+        }
+        if self.skip.load(Ordering::Relaxed) > 0 {
+            self.skip.fetch_sub(1, Ordering::Relaxed);
             return Duration::ZERO;
         }
         Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
     }
 
+    /// A wait ended after `w` (see the type's docs).
     pub(crate) fn waited(&self, w: Duration) {
         let max = max_spin_ns();
         let w = w.as_nanos().min(u32::MAX as u128) as u32;
@@ -613,6 +655,27 @@ impl Spin {
         if next != cur {
             self.budget_ns.store(next, Ordering::Relaxed);
         }
+    }
+
+    /// How long a side that has another way to wait may sleep in place (see
+    /// [`Channel::wait_for_bytes`]): the budget, which the backoff of spins does not zero;
+    /// zero once waits have been long.
+    pub(crate) fn in_place(&self) -> Duration {
+        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
+    }
+
+    /// A spin saw what it waited for: spins that ran out are forgiven.
+    pub(crate) fn paid(&self) {
+        if self.backoff.load(Ordering::Relaxed) != 1 {
+            self.backoff.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A spin ran out of budget: the next waits sleep at once (see the type's docs).
+    pub(crate) fn missed(&self) {
+        let backoff = self.backoff.load(Ordering::Relaxed);
+        self.skip.store(backoff, Ordering::Relaxed);
+        self.backoff.store((backoff * 2).min(MAX_BACKOFF), Ordering::Relaxed);
     }
 }
 
@@ -814,6 +877,32 @@ mod tests {
         assert_eq!(s.budget_ns.load(Ordering::Relaxed), 0, "a slow peer is slept for");
         s.waited(Duration::from_nanos(800));
         assert_eq!(s.budget_ns.load(Ordering::Relaxed), 3200.min(max), "a fast one is spun for again");
+    }
+
+    #[test]
+    fn spins_that_run_out_back_off_until_one_pays() {
+        if cores() < 2 {
+            return;
+        }
+        let s = Spin::new();
+        let skipped = |s: &Spin| (0..4096).take_while(|_| s.budget().is_zero()).count();
+        // Each spin that runs out makes twice as many of the next waits sleep at once.
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            s.missed();
+            runs.push(skipped(&s));
+        }
+        assert_eq!(runs, [1, 2, 4, 8]);
+        for _ in 0..20 {
+            s.missed();
+            let _ = skipped(&s);
+        }
+        s.missed();
+        assert_eq!(skipped(&s), MAX_BACKOFF as usize, "the backoff is bounded");
+        // One spin that pays forgives them all.
+        s.paid();
+        s.missed();
+        assert_eq!(skipped(&s), 1);
     }
 
     #[test]
