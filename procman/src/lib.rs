@@ -213,7 +213,10 @@
 //! wakes at once, a spinning one finds it at its next check). The spin budget adapts to how
 //! long recent waits took (at most 50 µs, `PROCMAN_SPIN_US` to change it, 0 to never spin), no
 //! more threads of a process spin at once than it has cores, and a one-core machine never
-//! spins; a call blocked for an hour (a `get`, an `acquire`) uses no CPU after its spin. A
+//! spins; a spin that runs out backs off (the next waits sleep at once, twice as many each
+//! time, until a spin pays again), so on a machine whose cores are busy with other work the
+//! fast path sleeps as the socket does instead of spinning against its own peer; a call
+//! blocked for an hour (a `get`, an `acquire`) uses no CPU after its spin. A
 //! proxy call then costs under a microsecond where a socket round trip costs ten or more (see
 //! the README's benchmarks).
 //!

@@ -12,8 +12,10 @@
 //! connection every tick: a call that has run for a whole tick has the reading taken from its
 //! thread and handed to a worker (`workers.rs`), which reads on; the thread in the call sends
 //! its reply when the call ends and leaves. The connection remembers the (object, method) of
-//! a call that ran that long, and starts the next calls of it on a worker at once. So a call
-//! that blocks (a `get` waiting an hour) delays the calls behind it by one to two ticks, once.
+//! a call that ran that long, and starts the next calls of it on a worker at once, until one of
+//! them ends within a tick (a method that blocked once, or a thread that the OS did not run for
+//! a tick, is not sent to workers for ever). So a call that blocks (a `get` waiting an hour)
+//! delays the calls behind it by one to two ticks.
 //! Whoever reads when the connection ends closes it; the connection's own thread waits for
 //! that, and releases what its owners held, as at any close.
 //!
@@ -52,8 +54,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The id of a reply about the whole connection (why it closes), not about one request.
 pub(crate) const CONNECTION: u64 = u64::MAX;
@@ -82,7 +85,12 @@ struct Mux {
     /// The client process, whose owners the calls' callers are.
     client: u128,
     /// The reading, while its thread runs a call (so that a rescuer can take it).
-    reading: Mutex<Option<Reading>>,
+    reading: Mutex<Option<Box<Reading>>>,
+    /// The (object, method) pairs whose last call ran past the watchdog's tick: their calls
+    /// start on a worker at once, until one of them ends within a tick.
+    blocking: Mutex<FxHashSet<(u64, u64)>>,
+    /// Whether `blocking` has any pair (read without its lock).
+    any_blocking: AtomicBool,
     watch: Watch,
     /// The owners, once the connection closed and its calls ended.
     closed: Mutex<Option<Vec<Caller>>>,
@@ -93,9 +101,6 @@ struct Mux {
 struct Reading {
     reader: FrameReader<Stream>,
     owners: FxHashMap<u64, Caller>,
-    /// The (object, method) pairs whose calls once ran past the watchdog's tick: their calls
-    /// start on a worker at once.
-    blocking: FxHashSet<(u64, u64)>,
     /// The (object, method) of the call the reading thread runs now.
     inline: Option<(u64, u64)>,
 }
@@ -120,6 +125,8 @@ struct Draining {
 /// A request ready to run.
 struct Job {
     id: u64,
+    /// Its (object, method), for a call.
+    key: Option<(u64, u64)>,
     caller: Caller,
     cancelled: Arc<Cancel>,
     request: Vec<u8>,
@@ -140,13 +147,20 @@ impl Mux {
         let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), CONNECTION, Err(e));
     }
 
-    /// Starts `job` on a worker; when none can be started, answers it with the error.
+    /// Starts `job` on a worker; when none can be started, answers it with the error. A call
+    /// that ends within a tick takes its (object, method) off the blocking ones.
     fn start(self: &Arc<Self>, job: Job, owner: u64) {
         let (mux, id) = (self.clone(), job.id);
         let depth = self.core.config.max_decode_depth;
         let started = workers::run(Box::new(move || {
             let _depth = ThreadLimit::set(depth);
+            let (key, began) = (job.key, Instant::now());
             mux.run(job, owner);
+            if let Some(key) = key
+                && began.elapsed() < watchdog::TICK
+            {
+                mux.unblock(key);
+            }
         }));
         if let Err(e) = started {
             let reply = Err(crate::Error::io("starting a thread for a call", e));
@@ -155,9 +169,33 @@ impl Mux {
         }
     }
 
+    /// Whether calls of `key` start on a worker.
+    fn blocks(&self, key: Option<(u64, u64)>) -> bool {
+        key.is_some_and(|k| {
+            self.any_blocking.load(Ordering::Relaxed) && crate::unpoison::lock(&self.blocking).contains(&k)
+        })
+    }
+
+    /// The last call of `key` ran past a tick.
+    fn block(&self, key: (u64, u64)) {
+        let mut blocking = crate::unpoison::lock(&self.blocking);
+        if blocking.len() < MAX_BLOCKING {
+            blocking.insert(key);
+            self.any_blocking.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The last call of `key` ended within a tick.
+    fn unblock(&self, key: (u64, u64)) {
+        let mut blocking = crate::unpoison::lock(&self.blocking);
+        if blocking.remove(&key) && blocking.is_empty() {
+            self.any_blocking.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Runs one request and sends its reply.
     fn run(self: &Arc<Self>, job: Job, owner: u64) {
-        let Job { id, caller, cancelled, request } = job;
+        let Job { id, caller, cancelled, request, .. } = job;
         let core = &self.core;
         let reply = if cancelled.is_set() {
             Some(Err(crate::Error::ConnectionLost {
@@ -216,7 +254,7 @@ impl Mux {
 
     /// Reads the connection and runs its calls until it ends, or until the watchdog hands the
     /// reading on while this thread runs a call.
-    fn lead(self: &Arc<Self>, mut reading: Reading) -> Led {
+    fn lead(self: &Arc<Self>, mut reading: Box<Reading>) -> Led {
         let core = &self.core;
         let peer = &*self.peer;
         loop {
@@ -266,7 +304,7 @@ impl Mux {
             };
             let key = call_key(rest);
             let cancelled = Arc::new(Cancel::default());
-            let job = Job { id, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
+            let job = Job { id, key, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
             let mut calls = crate::unpoison::lock(&self.calls);
             if calls.in_flight.len() >= MAX_IN_FLIGHT {
                 calls.waiters += 1;
@@ -285,7 +323,7 @@ impl Mux {
                 continue;
             }
             drop(calls);
-            if key.is_some_and(|k| reading.blocking.contains(&k)) {
+            if self.blocks(key) {
                 self.start(job, owner);
                 continue;
             }
@@ -338,10 +376,8 @@ impl Mux {
     fn lead_on_worker(self: Arc<Self>) {
         let Some(mut reading) = crate::unpoison::lock(&self.reading).take() else { return };
         self.watch.handed_on();
-        if let Some(k) = reading.inline.take()
-            && reading.blocking.len() < MAX_BLOCKING
-        {
-            reading.blocking.insert(k);
+        if let Some(k) = reading.inline.take() {
+            self.block(k);
         }
         let _depth = ThreadLimit::set(self.core.config.max_decode_depth);
         match catch_unwind(AssertUnwindSafe(|| self.lead(reading))) {
@@ -404,6 +440,8 @@ impl Core {
             peer: peer.into(),
             client: session.caller.client,
             reading: Mutex::new(None),
+            blocking: Mutex::new(FxHashSet::default()),
+            any_blocking: AtomicBool::new(false),
             watch: Watch::default(),
             closed: Mutex::new(None),
             closed_cv: Condvar::new(),
@@ -413,7 +451,8 @@ impl Core {
             mux.fail(crate::Error::io("starting the watchdog of multiplexed connections", e));
             return;
         }
-        let reading = Reading { reader, owners: FxHashMap::default(), blocking: FxHashSet::default(), inline: None };
+        // Boxed: it moves in and out of `Mux::reading` at every call.
+        let reading = Box::new(Reading { reader, owners: FxHashMap::default(), inline: None });
         if let Led::Ended(owners) = mux.lead(reading) {
             mux.close(owners);
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// How often the watchdog looks: a blocked call holds up the calls behind it on its connection
 /// for one to two ticks.
-const TICK: Duration = Duration::from_micros(250);
+pub(super) const TICK: Duration = Duration::from_micros(250);
 
 /// Ticks without a running call before the watchdog parks.
 const IDLE_TICKS: u32 = 40;

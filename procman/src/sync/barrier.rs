@@ -45,6 +45,9 @@ impl Barrier {
     /// Waits until all parties have arrived; returns this caller's arrival index (0 to
     /// parties - 1). Fails with [`Error::BrokenBarrier`] when the barrier is or becomes broken
     /// (aborted, reset while waiting, or a wait timed out).
+    ///
+    /// Async, cancelled (its future dropped before it completes): as a wait whose caller died,
+    /// the barrier is broken for the other parties, as a timeout breaks it.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
         self.core.wait(timeout)
     }

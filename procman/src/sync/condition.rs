@@ -71,6 +71,8 @@ impl Default for Condition {
 #[crate::shared]
 impl Condition {
     /// Acquires the condition's lock (see [`LockProxy::acquire`] and [`RLockProxy::acquire`]).
+    ///
+    /// Async, cancelled: nothing is held, as for a lock's `acquire`.
     #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.lock().acquire(blocking, timeout)
@@ -89,6 +91,10 @@ impl Condition {
 
     /// Releases the lock, waits until notified (or `timeout` passes), then re-acquires it.
     /// Returns false on timeout. [`Error::NotHeld`] when the caller does not hold the lock.
+    ///
+    /// Async, cancelled (its future dropped before it completes): the owner holds the lock
+    /// again, as after any wait; the manager takes it back before it runs the owner's next
+    /// call.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         self.core.wait(timeout)
     }

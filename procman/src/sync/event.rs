@@ -44,6 +44,9 @@ impl Event {
     }
 
     /// Waits until the flag is set, for at most `timeout`; returns the flag.
+    ///
+    /// Async, cancelled (its future dropped before it completes): the wait ends; nothing is
+    /// left behind.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         self.core.wait(timeout)
     }

@@ -38,6 +38,9 @@ impl Lock {
     ///
     /// Fails with [`Error::Abandoned`] when the previous holder died holding it: the caller
     /// then holds the lock. A timeout with `blocking == false` is [`Error::Usage`], as in CPython.
+    ///
+    /// Async, cancelled (its future dropped before it completes): nothing is held; the wait
+    /// ends without taking the lock, or the lock it took is released.
     #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(blocking, timeout)

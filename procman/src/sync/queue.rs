@@ -56,6 +56,9 @@ impl<T: 'static> Queue<T> {
     /// Puts an item: waits for room when `block` (at most `timeout`), else fails at once with
     /// [`Error::Full`] (a timeout is then ignored, as in CPython); a wait that times out fails
     /// with `Error::Full` too.
+    ///
+    /// Async, cancelled (its future dropped before it completes): the item is put, or not put
+    /// at all; never twice.
     #[shared(rename = "put")]
     pub fn put_with(&self, item: Encoded<T>, block: bool, timeout: Option<Duration>) -> Result<()> {
         self.core.put(item.into_blob(), block, timeout)
@@ -64,6 +67,10 @@ impl<T: 'static> Queue<T> {
     /// Takes the oldest item: waits when `block` (at most `timeout`), else fails at once with
     /// [`Error::Empty`] (a timeout is then ignored, as in CPython); a wait that times out fails
     /// with `Error::Empty` too.
+    ///
+    /// Async, cancelled (its future dropped before it completes): no item is lost; the wait
+    /// ends without taking one, or the item it took is put back at the front
+    /// ([`put_back`](QueueProxy::put_back)).
     #[shared(rename = "get", undo = put_back)]
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<Encoded<T>> {
         self.core.get(block, timeout).map(Encoded::from_blob)
@@ -148,6 +155,9 @@ impl<T: 'static> Queue<T> {
     }
 
     /// Waits until every item put has been marked done with `task_done`.
+    ///
+    /// Async, cancelled (its future dropped before it completes): the wait ends; nothing is
+    /// left behind.
     #[shared(client)]
     pub fn join(&self) -> Result<()> {
         self.join_until(None).map(drop)

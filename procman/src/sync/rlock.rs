@@ -35,6 +35,9 @@ impl RLock {
     /// Acquires the lock, or acquires it once more when the calling thread holds it: waits
     /// while another thread holds it (not at all when `blocking` is false; at most `timeout`).
     /// Returns whether it was acquired. [`Error::Abandoned`] as for [`Lock`](super::Lock).
+    ///
+    /// Async, cancelled (its future dropped before it completes): nothing is held; the wait
+    /// ends without taking the lock, or the level it took is released once.
     #[shared(undo = release_acquired)]
     pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(blocking, timeout)

@@ -29,6 +29,9 @@ macro_rules! semaphore {
         impl $name {
             /// Takes a permit: waits while there is none (not at all when `blocking` is false;
             /// at most `timeout`). Returns whether one was taken.
+            ///
+            /// Async, cancelled (its future dropped before it completes): no permit is held;
+            /// the wait ends without taking one, or the permit it took is given back.
             #[shared(undo = release_acquired)]
             pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
                 self.core.acquire(blocking, timeout)

@@ -624,14 +624,28 @@ pub(crate) struct Spin {
     skip: AtomicU32,
     /// How many waits the next spin that does not pay skips.
     backoff: AtomicU32,
+    /// Waits that asked for [`in_place`](Self::in_place) while the budget was zero.
+    probes: AtomicU32,
 }
+
+/// While the budget is zero, one wait in this many still waits in place (see
+/// [`Spin::in_place`]).
+const PROBE: u32 = 16;
+
+/// The shortest budget that is not zero.
+const MIN_BUDGET_NS: u32 = 1000;
 
 /// The most waits one spin that did not pay makes sleep at once.
 const MAX_BACKOFF: u32 = 1024;
 
 impl Spin {
     pub(crate) fn new() -> Spin {
-        Spin { budget_ns: AtomicU32::new(max_spin_ns()), skip: AtomicU32::new(0), backoff: AtomicU32::new(1) }
+        Spin {
+            budget_ns: AtomicU32::new(max_spin_ns()),
+            skip: AtomicU32::new(0),
+            backoff: AtomicU32::new(1),
+            probes: AtomicU32::new(0),
+        }
     }
 
     /// How long the next wait may spin.
@@ -652,6 +666,9 @@ impl Spin {
         let w = w.as_nanos().min(u32::MAX as u128) as u32;
         let cur = self.budget_ns.load(Ordering::Relaxed);
         let next = if w <= max { cur.max(w.saturating_mul(4).min(max)) } else { cur / 2 };
+        // A budget shorter than a microsecond catches nothing that a look does not, and a
+        // sleep that short costs a timer's whole slack: it is none.
+        let next = if next < MIN_BUDGET_NS { 0 } else { next };
         if next != cur {
             self.budget_ns.store(next, Ordering::Relaxed);
         }
@@ -661,7 +678,18 @@ impl Spin {
     /// [`Channel::wait_for_bytes`]): the budget, which the backoff of spins does not zero;
     /// zero once waits have been long.
     pub(crate) fn in_place(&self) -> Duration {
-        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
+        let budget = self.budget_ns.load(Ordering::Relaxed);
+        if budget > 0 {
+            return Duration::from_nanos(budget as u64);
+        }
+        // While it is zero, one wait in `PROBE` waits the longest bound all the same: the
+        // waits measured elsewhere include the wake-ups of the thread that waits instead, and
+        // on a busy machine those alone can keep them long after the peer became fast again.
+        if self.probes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE) {
+            Duration::from_nanos(max_spin_ns() as u64)
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// A spin saw what it waited for: spins that ran out are forgiven.
