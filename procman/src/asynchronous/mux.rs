@@ -186,6 +186,11 @@ enum Entry {
     Failed(Error),
 }
 
+thread_local! {
+    /// The manager this thread's last async call went to, and its connection.
+    static LAST: std::cell::RefCell<Option<(Address, std::sync::Weak<Mux>)>> = const { std::cell::RefCell::new(None) };
+}
+
 fn muxes() -> &'static Mutex<FxHashMap<Address, Entry>> {
     static M: OnceLock<Mutex<FxHashMap<Address, Entry>>> = OnceLock::new();
     M.get_or_init(Default::default)
@@ -239,6 +244,32 @@ impl Mux {
             }
             Poll::Pending
         })
+    }
+
+    /// The connection to `address` that this thread used last: the registry's lock and lookup
+    /// are not needed again for each call.
+    fn cached(address: &Address) -> Option<Arc<Mux>> {
+        LAST.with(|last| {
+            let last = last.borrow();
+            let (a, m) = last.as_ref()?;
+            if a == address { m.upgrade() } else { None }
+        })
+    }
+
+    /// Forgets `mux` as this thread's last connection; true when it was.
+    fn forget(mux: &Arc<Mux>) -> bool {
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let was = last.as_ref().is_some_and(|(_, m)| std::ptr::eq(m.as_ptr(), Arc::as_ptr(mux)));
+            if was {
+                *last = None;
+            }
+            was
+        })
+    }
+
+    fn cache(address: &Address, mux: &Arc<Mux>) {
+        LAST.with(|last| *last.borrow_mut() = Some((address.clone(), Arc::downgrade(mux))));
     }
 
     fn connect(address: &Address) -> Result<Arc<Mux>> {
@@ -373,7 +404,7 @@ impl Mux {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        let start = Instant::now();
+        let (mut start, mut first): (Option<Instant>, bool) = (None, true);
         loop {
             match self.read_waiting(&mut reader, Some(id)) {
                 Ok(Some(reply)) => {
@@ -388,9 +419,20 @@ impl Mux {
                     return None;
                 }
             }
-            if start.elapsed() > MAX_READING || !self.source.wait_for_bytes() {
+            // After a first wait, the replies that came were others': this call reads for
+            // them only so long.
+            if let Some(start) = start
+                && start.elapsed() > MAX_READING
+            {
                 return None;
             }
+            if !self.source.wait_for_bytes() {
+                return None;
+            }
+            if start.is_none() && !first {
+                start = Some(Instant::now());
+            }
+            first = false;
         }
     }
 
@@ -477,15 +519,30 @@ fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<Vec<u8>>), Stri
 /// for its reply; dropping the future cancels the call (see the module docs), undoing its
 /// result with `undo` if it had come.
 pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, undo: Option<Undo>) -> Result<Vec<u8>> {
-    let mux = Mux::get(address).await?;
-    let id = mux.next_id.fetch_add(1, Ordering::Relaxed);
-    {
+    let mut cached = Mux::cached(address);
+    let mut tries = 0;
+    let (mux, id) = loop {
+        tries += 1;
+        let mux = match cached.take() {
+            Some(m) => m,
+            None => {
+                let m = Mux::get(address).await?;
+                Mux::cache(address, &m);
+                m
+            }
+        };
+        let id = mux.next_id.fetch_add(1, Ordering::Relaxed);
         let mut state = crate::unpoison::lock(&mux.state);
-        if let Some(reason) = &state.dead {
-            return Err(mux.lost(reason));
+        match &state.dead {
+            None => {
+                state.replace(id, Some(Slot::Waiting(None)));
+                break (mux.clone(), id);
+            }
+            // The connection this thread used last ended: the registry makes a new one.
+            Some(_) if Mux::forget(&mux) && tries == 1 => continue,
+            Some(reason) => return Err(mux.lost(reason)),
         }
-        state.replace(id, Some(Slot::Waiting(None)));
-    }
+    };
     let pending = Pending { mux, id, undo: undo.map(|u| (u, owner)), finished: false, slept: None };
     if let Err(e) = pending.mux.send(id, owner, req) {
         let mut pending = pending;

@@ -54,7 +54,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ struct Mux {
     ended: Condvar,
     /// The objects the calls touched, told at close.
     touched: Mutex<FxHashSet<u64>>,
+    /// An object in `touched` (the last one a call added).
+    last_touched: AtomicU64,
     connection: Arc<Stream>,
     peer: Arc<str>,
     /// The client process, whose owners the calls' callers are.
@@ -91,6 +93,11 @@ struct Mux {
     blocking: Mutex<FxHashSet<(u64, u64)>>,
     /// Whether `blocking` has any pair (read without its lock).
     any_blocking: AtomicBool,
+    /// Whether `Calls::in_flight` has any call (read without its lock).
+    any_in_flight: AtomicBool,
+    /// Whether an owner has cancelled calls running (`Calls::draining` is not empty; read
+    /// without its lock).
+    any_draining: AtomicBool,
     watch: Watch,
     /// The owners, once the connection closed and its calls ended.
     closed: Mutex<Option<Vec<Caller>>>,
@@ -101,8 +108,17 @@ struct Mux {
 struct Reading {
     reader: FrameReader<Stream>,
     owners: FxHashMap<u64, Caller>,
-    /// The (object, method) of the call the reading thread runs now.
-    inline: Option<(u64, u64)>,
+    /// The call the reading thread runs now.
+    inline: Option<Inline>,
+}
+
+/// A call that the reading thread runs itself.
+struct Inline {
+    /// Its (object, method).
+    key: Option<(u64, u64)>,
+    id: u64,
+    owner: u64,
+    cancelled: Arc<Cancel>,
 }
 
 /// The calls in flight (queued or running).
@@ -154,8 +170,9 @@ impl Mux {
         let depth = self.core.config.max_decode_depth;
         let started = workers::run(Box::new(move || {
             let _depth = ThreadLimit::set(depth);
-            let (key, began) = (job.key, Instant::now());
-            mux.run(job, owner);
+            let (key, id, began) = (job.key, job.id, Instant::now());
+            mux.run(job);
+            mux.finished(id, owner);
             if let Some(key) = key
                 && began.elapsed() < watchdog::TICK
             {
@@ -194,7 +211,7 @@ impl Mux {
     }
 
     /// Runs one request and sends its reply.
-    fn run(self: &Arc<Self>, job: Job, owner: u64) {
+    fn run(self: &Arc<Self>, job: Job) {
         let Job { id, caller, cancelled, request, .. } = job;
         let core = &self.core;
         let reply = if cancelled.is_set() {
@@ -217,9 +234,17 @@ impl Mux {
                 Err(e) => Some(Err(core.protocol(format!("undecodable request: {e}")))),
             };
             super::object::release(&core.address, freed.drain(..));
-            let mut touched = session.touched_ids().peekable();
-            if touched.peek().is_some() {
-                crate::unpoison::lock(&self.touched).extend(touched);
+            let mut touched = session.touched_ids();
+            match (touched.next(), touched.next()) {
+                (None, _) => {}
+                // The object of the last call, already told: the common case, without a lock.
+                (Some(id), None) if self.last_touched.load(Ordering::Relaxed) == id => {}
+                (Some(id), more) => {
+                    let mut all = crate::unpoison::lock(&self.touched);
+                    all.insert(id);
+                    all.extend(more.into_iter().chain(touched));
+                    self.last_touched.store(id, Ordering::Relaxed);
+                }
             }
             reply
         };
@@ -227,7 +252,6 @@ impl Mux {
             // A reply that cannot be sent: the connection is gone, and its reader ends.
             let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, reply);
         }
-        self.finished(id, owner);
     }
 
     /// Call `id` ended: the owner's queued calls start when it was the last cancelled one.
@@ -235,6 +259,7 @@ impl Mux {
         let (ready, notify) = {
             let mut calls = crate::unpoison::lock(&self.calls);
             let cancelled = calls.in_flight.remove(&id).is_some_and(|(flag, _)| flag.is_set());
+            self.any_in_flight.store(!calls.in_flight.is_empty(), Ordering::Relaxed);
             let ready = match calls.draining.get_mut(&owner) {
                 Some(d) if cancelled => {
                     d.running = d.running.saturating_sub(1);
@@ -242,6 +267,7 @@ impl Mux {
                 }
                 _ => None,
             };
+            self.any_draining.store(!calls.draining.is_empty(), Ordering::Relaxed);
             (ready, calls.waiters > 0)
         };
         if notify {
@@ -281,6 +307,7 @@ impl Mux {
                     let Some((flag, owner)) = calls.in_flight.get(&id).cloned() else { continue };
                     if flag.set() {
                         calls.draining.entry(owner).or_default().running += 1;
+                        self.any_draining.store(true, Ordering::Relaxed);
                     }
                     continue;
                 }
@@ -305,39 +332,63 @@ impl Mux {
             let key = call_key(rest);
             let cancelled = Arc::new(Cancel::default());
             let job = Job { id, key, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
-            let mut calls = crate::unpoison::lock(&self.calls);
-            if calls.in_flight.len() >= MAX_IN_FLIGHT {
-                calls.waiters += 1;
-                while calls.in_flight.len() >= MAX_IN_FLIGHT {
-                    calls = crate::unpoison::wait(&self.ended, calls);
+            if self.any_draining.load(Ordering::Relaxed) || self.blocks(key) {
+                // A call that waits for its owner's cancelled calls, or one that blocks: it
+                // starts (or waits) among the calls in flight.
+                if !self.enqueue(job, owner, cancelled) {
+                    break;
                 }
-                calls.waiters -= 1;
+                continue;
             }
-            if calls.in_flight.insert(id, (cancelled, owner)).is_some() {
-                drop(calls);
+            if self.any_in_flight.load(Ordering::Relaxed)
+                && crate::unpoison::lock(&self.calls).in_flight.contains_key(&id)
+            {
                 self.fail(core.refusal(peer, format!("request id {id} is already in flight")));
                 break;
             }
-            if let Some(d) = calls.draining.get_mut(&owner) {
-                d.queued.push(job);
-                continue;
-            }
-            drop(calls);
-            if self.blocks(key) {
-                self.start(job, owner);
-                continue;
-            }
-            // Run it here; the watchdog hands the reading on if it blocks.
-            reading.inline = key;
+            // Run it here; the watchdog hands the reading on if it blocks. A call run here is
+            // in flight for nobody else to see (no frame is read while it runs): the thread
+            // that takes the reading over enters it among the calls in flight.
+            reading.inline = Some(Inline { key, id, owner, cancelled });
             *crate::unpoison::lock(&self.reading) = Some(reading);
             let running = self.watch.begin();
-            self.run(job, owner);
+            self.run(job);
             if !self.watch.end(running) && !self.resumes() {
+                // The thread reading now entered this call among those in flight.
+                self.finished(id, owner);
                 return Led::HandedOn;
             }
             reading = crate::unpoison::lock(&self.reading).take().expect("the reading waits for its thread");
+            reading.inline = None;
         }
         Led::Ended(reading.owners.into_values().collect())
+    }
+
+    /// Enters `job` among the calls in flight and starts it on a worker, or queues it behind
+    /// its owner's cancelled calls. False (the peer told) when its id is in flight already.
+    fn enqueue(self: &Arc<Self>, job: Job, owner: u64, cancelled: Arc<Cancel>) -> bool {
+        let mut calls = crate::unpoison::lock(&self.calls);
+        if calls.in_flight.len() >= MAX_IN_FLIGHT {
+            calls.waiters += 1;
+            while calls.in_flight.len() >= MAX_IN_FLIGHT {
+                calls = crate::unpoison::wait(&self.ended, calls);
+            }
+            calls.waiters -= 1;
+        }
+        let id = job.id;
+        self.any_in_flight.store(true, Ordering::Relaxed);
+        if calls.in_flight.insert(id, (cancelled, owner)).is_some() {
+            drop(calls);
+            self.fail(self.core.refusal(&self.peer, format!("request id {id} is already in flight")));
+            return false;
+        }
+        if let Some(d) = calls.draining.get_mut(&owner) {
+            d.queued.push(job);
+            return true;
+        }
+        drop(calls);
+        self.start(job, owner);
+        true
     }
 
     /// After the watchdog took the reading from this thread: true when handing it on failed
@@ -375,10 +426,15 @@ impl Mux {
     /// Leads on a worker, after the watchdog took the reading from the thread in a call.
     fn lead_on_worker(self: Arc<Self>) {
         let Some(mut reading) = crate::unpoison::lock(&self.reading).take() else { return };
-        self.watch.handed_on();
-        if let Some(k) = reading.inline.take() {
-            self.block(k);
+        if let Some(Inline { key, id, owner, cancelled }) = reading.inline.take() {
+            // The call goes on running on the thread that read it, now in flight like any.
+            crate::unpoison::lock(&self.calls).in_flight.insert(id, (cancelled, owner));
+            self.any_in_flight.store(true, Ordering::Relaxed);
+            if let Some(k) = key {
+                self.block(k);
+            }
         }
+        self.watch.handed_on();
         let _depth = ThreadLimit::set(self.core.config.max_decode_depth);
         match catch_unwind(AssertUnwindSafe(|| self.lead(reading))) {
             Ok(Led::Ended(owners)) => self.close(owners),
@@ -436,12 +492,15 @@ impl Core {
             calls: Mutex::new(Calls::default()),
             ended: Condvar::new(),
             touched: Mutex::new(FxHashSet::default()),
+            last_touched: AtomicU64::new(u64::MAX),
             connection: session.serving.connection.clone(),
             peer: peer.into(),
             client: session.caller.client,
             reading: Mutex::new(None),
             blocking: Mutex::new(FxHashSet::default()),
             any_blocking: AtomicBool::new(false),
+            any_draining: AtomicBool::new(false),
+            any_in_flight: AtomicBool::new(false),
             watch: Watch::default(),
             closed: Mutex::new(None),
             closed_cv: Condvar::new(),
