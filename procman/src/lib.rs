@@ -81,8 +81,9 @@
 //!
 //! **How a call travels.** Every async call of a process goes through one connection per
 //! manager, multiplexed: each request carries an id and its owner. The task that makes a call
-//! waits briefly for its reply in place and reads it itself (spinning, then sleeping, within an
-//! adaptive bound of at most 50 µs, as the same-host fast path does), so a call that is
+//! waits briefly for its reply in place and reads it itself (spinning on the shared-memory ring
+//! or polling the socket, within an adaptive bound of at most 50 µs, as the same-host fast
+//! path does), so a call that is
 //! answered at once costs what a blocking call costs: no thread hand-off on either side. A call
 //! that is not answered within the bound returns pending, and the connection's one reader
 //! thread wakes its task when the reply comes. The manager runs each call of that connection where it read it, and a watchdog that
