@@ -184,9 +184,20 @@ pub(crate) struct Mux {
     /// Where the replies arrive.
     source: Source,
     state: Mutex<State>,
+    /// Set once `State::dead` is (read without its lock).
+    ended: std::sync::atomic::AtomicBool,
     /// The reader thread waits here while no slot needs it.
     work: Condvar,
     next_id: AtomicU64,
+}
+
+/// What a call that read the replies itself got.
+enum Own<'a> {
+    Reply(Result<Vec<u8>>),
+    /// The connection ended, for this reason.
+    Ended(String),
+    /// Not its reply, yet: it still holds the reader.
+    NotYet(MutexGuard<'a, FrameReader<Stream>>),
 }
 
 /// A manager's connection in the registry: up, or being made (by one thread, whatever the
@@ -303,6 +314,7 @@ impl Mux {
             reader: Mutex::new(reader),
             source,
             state: Mutex::new(State { pending: FxHashMap::default(), dead: None, background: 0, idle: false }),
+            ended: std::sync::atomic::AtomicBool::new(false),
             work: Condvar::new(),
             next_id: AtomicU64::new(1),
         });
@@ -408,28 +420,27 @@ impl Mux {
         Ok(None)
     }
 
-    /// Call `id`, polled for the first time, reads the replies itself (see the module docs):
-    /// its own when it comes within the spin. `None` when it did not, or when another reader
-    /// holds the connection.
-    fn read_own(&self, id: u64) -> Option<Result<Vec<u8>>> {
-        let mut reader: MutexGuard<'_, _> = match self.reader.try_lock() {
-            Ok(r) => r,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+    /// The reader, unless another call or the reader thread holds it.
+    fn try_reader(&self) -> Option<MutexGuard<'_, FrameReader<Stream>>> {
+        match self.reader.try_lock() {
+            Ok(r) => Some(r),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Call `id` reads the replies itself (see the module docs), holding the reader: its own
+    /// when it comes within the wait in place. The others go to their slots.
+    fn read_own<'a>(&self, mut reader: MutexGuard<'a, FrameReader<Stream>>, id: u64) -> Own<'a> {
         let (mut start, mut first): (Option<Instant>, bool) = (None, true);
         loop {
             match self.read_waiting(&mut reader, Some(id)) {
-                Ok(Some(reply)) => {
-                    drop(reader);
-                    crate::unpoison::lock(&self.state).replace(id, None);
-                    return Some(reply);
-                }
+                Ok(Some(reply)) => return Own::Reply(reply),
                 Ok(None) => {}
                 Err(reason) => {
                     drop(reader);
                     self.end(&reason);
-                    return None;
+                    return Own::Ended(reason);
                 }
             }
             // After a first wait, the replies that came were others': this call reads for
@@ -437,15 +448,28 @@ impl Mux {
             if let Some(start) = start
                 && start.elapsed() > MAX_READING
             {
-                return None;
+                return Own::NotYet(reader);
             }
             if !self.source.wait_for_bytes() {
-                return None;
+                return Own::NotYet(reader);
             }
             if start.is_none() && !first {
                 start = Some(Instant::now());
             }
             first = false;
+        }
+    }
+
+    /// A call that has a slot, polled for the first time, reads the replies itself when it
+    /// can take the reader: `None` when its reply did not come (or went to its slot).
+    fn read_own_slotted(&self, id: u64) -> Option<Result<Vec<u8>>> {
+        match self.read_own(self.try_reader()?, id) {
+            Own::Reply(reply) => {
+                crate::unpoison::lock(&self.state).replace(id, None);
+                Some(reply)
+            }
+            // The slot holds the error.
+            Own::Ended(_) | Own::NotYet(_) => None,
         }
     }
 
@@ -457,6 +481,7 @@ impl Mux {
                 return;
             }
             state.dead = Some(reason.to_string());
+            self.ended.store(true, Ordering::Release);
             let mut wakers = Vec::new();
             for slot in state.pending.values_mut() {
                 if let Slot::Waiting(w) = slot {
@@ -534,7 +559,7 @@ fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<Vec<u8>>), Stri
 pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, undo: Option<Undo>) -> Result<Vec<u8>> {
     let mut cached = Mux::cached(address);
     let mut tries = 0;
-    let (mux, id) = loop {
+    let mux = loop {
         tries += 1;
         let mux = match cached.take() {
             Some(m) => m,
@@ -544,19 +569,49 @@ pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, un
                 m
             }
         };
-        let id = mux.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut state = crate::unpoison::lock(&mux.state);
-        match &state.dead {
-            None => {
-                state.replace(id, Some(Slot::Waiting(None)));
-                break (mux.clone(), id);
-            }
-            // The connection this thread used last ended: the registry makes a new one.
-            Some(_) if Mux::forget(&mux) && tries == 1 => continue,
-            Some(reason) => return Err(mux.lost(reason)),
+        if !mux.ended.load(Ordering::Acquire) {
+            break mux;
+        }
+        // The connection this thread used last ended: the registry makes a new one.
+        if !(Mux::forget(&mux) && tries == 1) {
+            let reason = crate::unpoison::lock(&mux.state).dead.clone().unwrap_or_default();
+            return Err(mux.lost(&reason));
         }
     };
-    let pending = Pending { mux, id, undo: undo.map(|u| (u, owner)), finished: false, slept: None };
+    let id = mux.next_id.fetch_add(1, Ordering::Relaxed);
+    let undo = undo.map(|u| (u, owner));
+    // While this call holds the reader, nobody else reads its reply: it needs no slot unless
+    // it has to leave the reading to others.
+    let sent = match mux.try_reader() {
+        Some(reader) => {
+            mux.send(id, owner, req)?;
+            let reader = match mux.read_own(reader, id) {
+                Own::Reply(reply) => return reply,
+                Own::Ended(reason) => return Err(mux.lost(&reason)),
+                Own::NotYet(reader) => reader,
+            };
+            let mut state = crate::unpoison::lock(&mux.state);
+            if let Some(reason) = &state.dead {
+                return Err(mux.lost(reason));
+            }
+            state.replace(id, Some(Slot::Waiting(None)));
+            drop(state);
+            drop(reader);
+            true
+        }
+        None => false,
+    };
+    if sent {
+        return Pending { mux, id, undo, finished: false, slept: Some(Instant::now()) }.await;
+    }
+    {
+        let mut state = crate::unpoison::lock(&mux.state);
+        if let Some(reason) = &state.dead {
+            return Err(mux.lost(reason));
+        }
+        state.replace(id, Some(Slot::Waiting(None)));
+    }
+    let pending = Pending { mux, id, undo, finished: false, slept: None };
     if let Err(e) = pending.mux.send(id, owner, req) {
         let mut pending = pending;
         pending.finished = true;
@@ -582,7 +637,7 @@ impl Future for Pending {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let id = self.id;
         if self.slept.is_none() {
-            if let Some(reply) = self.mux.read_own(id) {
+            if let Some(reply) = self.mux.read_own_slotted(id) {
                 self.finished = true;
                 return Poll::Ready(reply);
             }
