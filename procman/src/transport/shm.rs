@@ -15,8 +15,10 @@
 //! cache line of its own: `tail` (bytes written, advanced by the producer), `head` (bytes read,
 //! advanced by the consumer), and two flags, "the consumer sleeps" and "the producer sleeps". A
 //! frame larger than a ring streams through it: the producer writes as much as is free, the
-//! consumer reads what is there, and each wakes the other as space or bytes appear. The
-//! producer remembers the consumer's `head` as it last read it and reads it again only when the
+//! consumer reads what is there, and each wakes the other as space or bytes appear. Each read
+//! and write moves at most a quarter of the ring before it publishes its position, so the two
+//! sides copy at the same time (the producer the next quarter while the consumer copies the
+//! last) instead of in turns, and what is in flight stays in the caches. The producer remembers the consumer's `head` as it last read it and reads it again only when the
 //! space it knows of does not suffice, so a small frame costs one cache line of the peer's
 //! (`tail`) and the line of its bytes each way.
 //!
@@ -35,6 +37,13 @@
 //! process spin at a time than it has cores, and a machine with one core never spins. A wait
 //! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
 //! hour uses no CPU after its spin.
+//!
+//! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
+//! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
+//! finds the ring full, waits for a peer that is copying, not computing. Those waits spin for
+//! the longest spin whatever the budget, and do not change it: the budget follows the waits
+//! between frames (an 8 MiB echo's peer takes milliseconds to answer, which would otherwise
+//! bring the budget to zero and put a sleep and a doorbell on every quarter of the ring).
 //!
 //! # Liveness
 //!
@@ -113,6 +122,9 @@ pub(crate) struct Channel {
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
     spin: Spin,
+    /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
+    /// frame, so the peer is writing the rest of it, and the next wait is part of a stream.
+    rx_partial: AtomicBool,
 }
 
 /// Why a wait ended.
@@ -182,6 +194,7 @@ impl Channel {
             read_timeout: AtomicU64::new(u64::MAX),
             write_timeout: AtomicU64::new(u64::MAX),
             spin: Spin::new(),
+            rx_partial: AtomicBool::new(false),
         }
     }
 
@@ -238,6 +251,12 @@ impl Channel {
         Ok(n as usize)
     }
 
+    /// Bytes a read takes without waiting (0 when the peer's position is impossible: the read
+    /// finds it).
+    pub(crate) fn available(&self) -> usize {
+        self.readable().unwrap_or(0)
+    }
+
     /// Free bytes in the sending ring (at least `want` if there are, else all there are), or an
     /// error when the peer's position is impossible.
     fn writable(&self, want: usize) -> io::Result<usize> {
@@ -266,13 +285,15 @@ impl Channel {
         let mut n = self.readable()?;
         if n == 0 {
             let timeout = duration(self.read_timeout.load(Ordering::Relaxed));
-            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout)? {
+            let streaming = self.rx_partial.load(Ordering::Relaxed);
+            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout, streaming)? {
                 Waited::Ready => n = self.readable()?,
                 Waited::Gone => return Ok(0),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no bytes in time")),
             }
         }
-        let n = n.min(buf.len());
+        let n = n.min(buf.len()).min(self.chunk());
+        self.rx_partial.store(n < buf.len(), Ordering::Relaxed);
         let head = self.rx_head.load(Ordering::Relaxed);
         let at = (head % self.ring as u64) as usize;
         let first = n.min(self.ring - at);
@@ -302,13 +323,16 @@ impl Channel {
         }
         let mut space = self.writable(total)?;
         if space == 0 {
+            // A full ring: the consumer is reading (or will read) what fills it, so this wait
+            // is part of a stream.
             let timeout = duration(self.write_timeout.load(Ordering::Relaxed));
-            match self.wait(|c| Ok(c.writable(1)? > 0), self.writer_asleep(self.tx), timeout)? {
+            match self.wait(|c| Ok(c.writable(1)? > 0), self.writer_asleep(self.tx), timeout, true)? {
                 Waited::Ready => space = self.writable(1)?,
                 Waited::Gone => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the peer closed the channel")),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no space in time")),
             }
         }
+        let space = space.min(self.chunk());
         let tail = self.tx_tail.load(Ordering::Relaxed);
         let base = self.ring_base(self.tx);
         let mut at = (tail % self.ring as u64) as usize;
@@ -368,14 +392,30 @@ impl Channel {
         }
     }
 
-    /// Waits until `ready`: spins within the budget, then sleeps on the socket.
+    /// The most bytes one read or write moves before it publishes its position: a quarter of
+    /// the ring, so that while a frame larger than that streams through, the peer copies one
+    /// part while this side copies the next.
+    fn chunk(&self) -> usize {
+        self.ring / 4
+    }
+
+    /// Waits until `ready`: spins within the budget, then sleeps on the socket. A `streaming`
+    /// wait (inside a frame, for the rest of its bytes or for space to write them) spins for
+    /// the longest spin and leaves the adaptive budget as it is: the peer is copying, not
+    /// computing an answer.
     fn wait(
         &self,
         ready: impl Fn(&Channel) -> io::Result<bool>,
         asleep: &AtomicU64,
         timeout: Option<Duration>,
+        streaming: bool,
     ) -> io::Result<Waited> {
-        let budget = self.spin.budget();
+        let budget = if streaming { self.spin.longest() } else { self.spin.budget() };
+        let waited = |w: Duration| {
+            if !streaming {
+                self.spin.waited(w);
+            }
+        };
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -394,7 +434,7 @@ impl Channel {
             loop {
                 for _ in 0..SPIN_BATCH {
                     if ready(self)? {
-                        self.spin.waited(start.elapsed());
+                        waited(start.elapsed());
                         return Ok(Waited::Ready);
                     }
                     std::hint::spin_loop();
@@ -415,7 +455,7 @@ impl Channel {
             fence(Ordering::SeqCst);
             if ready(self)? {
                 asleep.store(0, Ordering::Relaxed);
-                self.spin.waited(start.elapsed());
+                waited(start.elapsed());
                 return Ok(Waited::Ready);
             }
             if self.gone.load(Ordering::Relaxed) {
@@ -520,22 +560,44 @@ pub(crate) fn enabled() -> bool {
 /// answers fast: the budget becomes at least `4w`, enough for the next answer to land while
 /// spinning. When `w` was long, spinning did not pay: the budget halves, towards zero, where
 /// the side sleeps at once. A wait that slept still measures `w`, so a peer that becomes fast
-/// again is spun for again at the next wait.
+/// again is spun for again at the next wait. A sleep's `w` also counts the time the kernel took
+/// to wake this side, which on a loaded machine can exceed the longest spin by itself: so one
+/// wait in [`PROBE_EVERY`] at a zero budget spins for [`PROBE_NS`] all the same, and a peer
+/// that answers within it gets its budget back.
 #[derive(Debug)]
 struct Spin {
     budget_ns: AtomicU32,
+    /// Waits begun at a zero budget, for the probes.
+    idle_waits: AtomicU32,
 }
+
+/// One wait in this many at a zero budget spins for [`PROBE_NS`].
+const PROBE_EVERY: u32 = 16;
+/// The probe's spin, in nanoseconds (capped by the longest spin).
+const PROBE_NS: u32 = 2_000;
 
 impl Spin {
     fn new() -> Spin {
-        Spin { budget_ns: AtomicU32::new(max_spin_ns()) }
+        Spin { budget_ns: AtomicU32::new(max_spin_ns()), idle_waits: AtomicU32::new(0) }
     }
 
     fn budget(&self) -> Duration {
         if cores() < 2 {
             return Duration::ZERO;
         }
-        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
+        let mut ns = self.budget_ns.load(Ordering::Relaxed);
+        if ns == 0 && self.idle_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
+            ns = PROBE_NS.min(max_spin_ns());
+        }
+        Duration::from_nanos(ns as u64)
+    }
+
+    /// The budget of a wait inside a stream: the longest spin.
+    fn longest(&self) -> Duration {
+        if cores() < 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(max_spin_ns() as u64)
     }
 
     fn waited(&self, w: Duration) {
@@ -747,6 +809,79 @@ mod tests {
         assert_eq!(s.budget_ns.load(Ordering::Relaxed), 0, "a slow peer is slept for");
         s.waited(Duration::from_nanos(800));
         assert_eq!(s.budget_ns.load(Ordering::Relaxed), 3200.min(max), "a fast one is spun for again");
+    }
+
+    #[test]
+    fn a_spin_budget_at_zero_probes_now_and_then() {
+        let s = Spin::new();
+        for _ in 0..20 {
+            s.waited(Duration::from_millis(5));
+        }
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| s.budget()).collect();
+        let probes = budgets.iter().filter(|b| !b.is_zero()).count();
+        if cores() >= 2 && max_spin_ns() > 0 {
+            assert_eq!(probes, 2, "one wait in {PROBE_EVERY} spins: {budgets:?}");
+        } else {
+            assert_eq!(probes, 0, "no spin without a second core");
+        }
+        assert_eq!(s.budget_ns.load(Ordering::Relaxed), 0, "a probe alone restores nothing");
+    }
+
+    /// Frames through a channel, as the connections read and write them: straight into the
+    /// body, and a frame that has begun must end by the frame timeout.
+    #[test]
+    fn frames_of_every_size_read_through_a_channel_as_through_a_socket() {
+        use crate::wire::Bytes;
+        use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
+        let sizes = [0, 8, 1024, RING / 4 - 3, RING / 4 + 1, 64 << 10, 3 * RING + 17, 5, 1 << 20, 1];
+        let payload = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 7 % 251) as u8).collect() };
+        let expected: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&n| {
+                let mut f = Vec::new();
+                crate::wire::frame(&("head", Bytes(&payload(n))), &mut f).unwrap();
+                f[4..].to_vec()
+            })
+            .collect();
+        let mut by_channel = Vec::new();
+        let mut by_socket = Vec::new();
+        for shm in [true, false] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (tx, rx) = if shm {
+                let (server, fd) = Channel::create(a).unwrap();
+                let client = Channel::open(b, fd, RING as u64).unwrap();
+                (
+                    super::super::Stream::from_channel(Arc::new(client)),
+                    super::super::Stream::from_channel(Arc::new(server)),
+                )
+            } else {
+                (
+                    super::super::Stream(super::super::Backend::Unix(a)),
+                    super::super::Stream(super::super::Backend::Unix(b)),
+                )
+            };
+            let writer = std::thread::spawn(move || {
+                let mut w = FrameWriter::new(tx, None);
+                for n in sizes {
+                    let tail = payload(n);
+                    w.encode_with_tail(&("head", tail.len()), tail.len()).unwrap();
+                    w.send_with_tail(&tail).unwrap();
+                }
+                // Half a frame, then nothing: the reader gives up at the frame timeout.
+                w.send_raw(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            });
+            let mut r = FrameReader::new(rx, None, 2 << 20).with_frame_timeout(Duration::from_millis(100));
+            let got = if shm { &mut by_channel } else { &mut by_socket };
+            for _ in sizes {
+                assert!(r.read(None).unwrap());
+                got.push(r.body().to_vec());
+            }
+            assert!(matches!(r.read(None), Err(ReadError::Deadline)), "a frame cut short is not waited for");
+            writer.join().unwrap();
+        }
+        assert!(by_channel == expected, "the channel's frames are the frames written");
+        assert!(by_socket == expected, "the socket's frames are the frames written");
     }
 
     #[test]
