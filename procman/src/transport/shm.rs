@@ -812,6 +812,25 @@ mod tests {
     }
 
     #[test]
+    fn waits_inside_a_stream_leave_the_spin_budget_as_it_is() {
+        let (client, server) = pair();
+        let before = client.spin.budget_ns.load(Ordering::Relaxed);
+        let reader = {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100)); // the writer fills the ring and waits
+                let mut buf = vec![0u8; 3 * RING];
+                read_exact(&server, &mut buf).unwrap();
+                buf
+            })
+        };
+        let big: Vec<u8> = (0..3 * RING).map(|i| (i % 253) as u8).collect();
+        client.write_all(&[&big]).unwrap();
+        assert!(reader.join().unwrap() == big);
+        assert_eq!(client.spin.budget_ns.load(Ordering::Relaxed), before, "a long wait for space is not a slow answer");
+    }
+
+    #[test]
     fn a_spin_budget_at_zero_probes_now_and_then() {
         let s = Spin::new();
         for _ in 0..20 {
