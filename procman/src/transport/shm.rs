@@ -40,12 +40,10 @@
 //!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
-//! finds the ring full, waits for a peer that is copying, not computing. Those waits have a
-//! budget of their own, adapted the same way from their own durations (microseconds, while
-//! both sides run): an 8 MiB echo's peer takes milliseconds to answer, which brings the budget
-//! of the waits between frames to zero, and would otherwise put a sleep and a doorbell on every
-//! quarter of the ring. On a machine too busy to run both sides at once, waits inside a frame
-//! grow long as well, and that budget falls to zero in turn.
+//! finds the ring full, waits for a peer that is copying, not computing. Those waits spin for
+//! the longest spin whatever the budget, and do not change it: the budget follows the waits
+//! between frames (an 8 MiB echo's peer takes milliseconds to answer, which would otherwise
+//! bring the budget to zero and put a sleep and a doorbell on every quarter of the ring).
 //!
 //! # Liveness
 //!
@@ -123,10 +121,7 @@ pub(crate) struct Channel {
     /// In nanoseconds; `u64::MAX` for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
-    /// The spin budget of the waits between frames (for an answer, for the next request).
     spin: Spin,
-    /// The spin budget of the waits inside a frame (see [`Channel::wait`]).
-    stream_spin: Spin,
     /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
     /// frame, so the peer is writing the rest of it, and the next wait is part of a stream.
     rx_partial: AtomicBool,
@@ -199,7 +194,6 @@ impl Channel {
             read_timeout: AtomicU64::new(u64::MAX),
             write_timeout: AtomicU64::new(u64::MAX),
             spin: Spin::new(),
-            stream_spin: Spin::new(),
             rx_partial: AtomicBool::new(false),
         }
     }
@@ -406,9 +400,9 @@ impl Channel {
     }
 
     /// Waits until `ready`: spins within the budget, then sleeps on the socket. A `streaming`
-    /// wait (inside a frame, for the rest of its bytes or for space to write them) waits for a
-    /// peer that is copying, not computing an answer: it has a budget of its own, which the
-    /// waits between frames do not change (nor it theirs).
+    /// wait (inside a frame, for the rest of its bytes or for space to write them) spins for
+    /// the longest spin and leaves the adaptive budget as it is: the peer is copying, not
+    /// computing an answer.
     fn wait(
         &self,
         ready: impl Fn(&Channel) -> io::Result<bool>,
@@ -416,9 +410,12 @@ impl Channel {
         timeout: Option<Duration>,
         streaming: bool,
     ) -> io::Result<Waited> {
-        let spin = if streaming { &self.stream_spin } else { &self.spin };
-        let budget = spin.budget();
-        let waited = |w: Duration| spin.waited(w);
+        let budget = if streaming { self.spin.longest() } else { self.spin.budget() };
+        let waited = |w: Duration| {
+            if !streaming {
+                self.spin.waited(w);
+            }
+        };
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -593,6 +590,14 @@ impl Spin {
             ns = PROBE_NS.min(max_spin_ns());
         }
         Duration::from_nanos(ns as u64)
+    }
+
+    /// The budget of a wait inside a stream: the longest spin.
+    fn longest(&self) -> Duration {
+        if cores() < 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(max_spin_ns() as u64)
     }
 
     fn waited(&self, w: Duration) {
@@ -807,7 +812,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_inside_a_stream_leave_the_budget_between_frames_as_it_is() {
+    fn waits_inside_a_stream_leave_the_spin_budget_as_it_is() {
         let (client, server) = pair();
         let before = client.spin.budget_ns.load(Ordering::Relaxed);
         let reader = {
