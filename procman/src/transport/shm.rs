@@ -40,10 +40,12 @@
 //!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
-//! finds the ring full, waits for a peer that is copying, not computing. Those waits spin for
-//! the longest spin whatever the budget, and do not change it: the budget follows the waits
-//! between frames (an 8 MiB echo's peer takes milliseconds to answer, which would otherwise
-//! bring the budget to zero and put a sleep and a doorbell on every quarter of the ring).
+//! finds the ring full, waits for a peer that is copying, not computing. Those waits have a
+//! budget of their own, adapted the same way from their own durations, up to 1 ms (see
+//! [`Spin::streaming`]). The budget between frames cannot serve them: an 8 MiB echo's peer
+//! takes milliseconds to answer, which brings that budget to zero, and a sleep and a doorbell
+//! on every quarter of the ring would follow. A peer that stops inside a frame is spun for a
+//! few times, less each time, then slept for.
 //!
 //! # Liveness
 //!
@@ -121,7 +123,10 @@ pub(crate) struct Channel {
     /// In nanoseconds; `u64::MAX` for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+    /// The spin budget of the waits between frames (for an answer, for the next request).
     spin: Spin,
+    /// The spin budget of the waits inside a frame (see [`Channel::wait`]).
+    stream_spin: Spin,
     /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
     /// frame, so the peer is writing the rest of it, and the next wait is part of a stream.
     rx_partial: AtomicBool,
@@ -194,6 +199,7 @@ impl Channel {
             read_timeout: AtomicU64::new(u64::MAX),
             write_timeout: AtomicU64::new(u64::MAX),
             spin: Spin::new(),
+            stream_spin: Spin::streaming(),
             rx_partial: AtomicBool::new(false),
         }
     }
@@ -400,9 +406,9 @@ impl Channel {
     }
 
     /// Waits until `ready`: spins within the budget, then sleeps on the socket. A `streaming`
-    /// wait (inside a frame, for the rest of its bytes or for space to write them) spins for
-    /// the longest spin and leaves the adaptive budget as it is: the peer is copying, not
-    /// computing an answer.
+    /// wait (inside a frame, for the rest of its bytes or for space to write them) waits for a
+    /// peer that is copying, not computing an answer: it has a budget of its own (see
+    /// [`Spin::streaming`]), which the waits between frames do not change, nor it theirs.
     fn wait(
         &self,
         ready: impl Fn(&Channel) -> io::Result<bool>,
@@ -410,12 +416,9 @@ impl Channel {
         timeout: Option<Duration>,
         streaming: bool,
     ) -> io::Result<Waited> {
-        let budget = if streaming { self.spin.longest() } else { self.spin.budget() };
-        let waited = |w: Duration| {
-            if !streaming {
-                self.spin.waited(w);
-            }
-        };
+        let spin = if streaming { &self.stream_spin } else { &self.spin };
+        let budget = spin.budget();
+        let waited = |w: Duration| spin.waited(w);
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -569,7 +572,12 @@ struct Spin {
     budget_ns: AtomicU32,
     /// Waits begun at a zero budget, for the probes.
     idle_waits: AtomicU32,
+    /// The longest spin of this budget.
+    max_ns: u32,
 }
+
+/// How many times the longest spin between frames a wait inside a frame may spin.
+const STREAM_SPIN_FACTOR: u32 = 20;
 
 /// One wait in this many at a zero budget spins for [`PROBE_NS`].
 const PROBE_EVERY: u32 = 16;
@@ -577,8 +585,23 @@ const PROBE_EVERY: u32 = 16;
 const PROBE_NS: u32 = 2_000;
 
 impl Spin {
+    /// The budget of the waits between frames: up to the longest spin.
     fn new() -> Spin {
-        Spin { budget_ns: AtomicU32::new(max_spin_ns()), idle_waits: AtomicU32::new(0) }
+        Spin { budget_ns: AtomicU32::new(max_spin_ns()), idle_waits: AtomicU32::new(0), max_ns: max_spin_ns() }
+    }
+
+    /// The budget of the waits inside a frame: it starts at the longest spin and may grow to
+    /// [`STREAM_SPIN_FACTOR`] times it (1 ms by default). When one side sleeps, the other's
+    /// next wait lasts as long as the kernel takes to wake it, which on a virtual machine can
+    /// exceed the longest spin: with that bound, the two sides would fall into taking turns,
+    /// each asleep while the other copies a ring, two sleeps and two doorbells a ring. Measured
+    /// waits of that length raise this budget past them, so the stream runs with both awake.
+    fn streaming() -> Spin {
+        Spin {
+            budget_ns: AtomicU32::new(max_spin_ns()),
+            idle_waits: AtomicU32::new(0),
+            max_ns: max_spin_ns().saturating_mul(STREAM_SPIN_FACTOR),
+        }
     }
 
     fn budget(&self) -> Duration {
@@ -587,21 +610,13 @@ impl Spin {
         }
         let mut ns = self.budget_ns.load(Ordering::Relaxed);
         if ns == 0 && self.idle_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
-            ns = PROBE_NS.min(max_spin_ns());
+            ns = PROBE_NS.min(self.max_ns);
         }
         Duration::from_nanos(ns as u64)
     }
 
-    /// The budget of a wait inside a stream: the longest spin.
-    fn longest(&self) -> Duration {
-        if cores() < 2 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(max_spin_ns() as u64)
-    }
-
     fn waited(&self, w: Duration) {
-        let max = max_spin_ns();
+        let max = self.max_ns;
         let w = w.as_nanos().min(u32::MAX as u128) as u32;
         let cur = self.budget_ns.load(Ordering::Relaxed);
         let next = if w <= max { cur.max(w.saturating_mul(4).min(max)) } else { cur / 2 };
@@ -812,7 +827,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_inside_a_stream_leave_the_spin_budget_as_it_is() {
+    fn waits_inside_a_stream_leave_the_budget_between_frames_as_it_is() {
         let (client, server) = pair();
         let before = client.spin.budget_ns.load(Ordering::Relaxed);
         let reader = {
@@ -828,6 +843,25 @@ mod tests {
         client.write_all(&[&big]).unwrap();
         assert!(reader.join().unwrap() == big);
         assert_eq!(client.spin.budget_ns.load(Ordering::Relaxed), before, "a long wait for space is not a slow answer");
+    }
+
+    #[test]
+    fn a_wait_inside_a_frame_as_long_as_a_wake_up_is_spun_for_next_time() {
+        let max = max_spin_ns();
+        let (between, inside) = (Spin::new(), Spin::streaming());
+        for s in [&between, &inside] {
+            s.waited(Duration::from_nanos(6 * max as u64)); // a peer that slept, then woke
+        }
+        assert_eq!(between.budget_ns.load(Ordering::Relaxed), max / 2, "between frames: a slow answer");
+        assert_eq!(
+            inside.budget_ns.load(Ordering::Relaxed),
+            (24 * max).min(STREAM_SPIN_FACTOR * max),
+            "inside a frame: spun past next time"
+        );
+        for _ in 0..40 {
+            inside.waited(Duration::from_secs(1)); // a peer that stopped inside a frame
+        }
+        assert_eq!(inside.budget_ns.load(Ordering::Relaxed), 0, "a stopped peer is slept for");
     }
 
     #[test]
