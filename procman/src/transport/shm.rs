@@ -18,9 +18,10 @@
 //! consumer reads what is there, and each wakes the other as space or bytes appear. Each read
 //! and write moves at most a quarter of the ring before it publishes its position, so the two
 //! sides copy at the same time (the producer the next quarter while the consumer copies the
-//! last) instead of in turns, and what is in flight stays in the caches. The producer remembers the consumer's `head` as it last read it and reads it again only when the
-//! space it knows of does not suffice, so a small frame costs one cache line of the peer's
-//! (`tail`) and the line of its bytes each way.
+//! last) instead of in turns, and what is in flight stays in the caches. The producer
+//! remembers the consumer's `head` as it last read it and reads it again only when the space
+//! it knows of does not suffice, so a small frame costs one cache line of the peer's (`tail`)
+//! and the line of its bytes each way.
 //!
 //! # Waiting: spin, then sleep
 //!
@@ -850,12 +851,12 @@ mod tests {
         let max = max_spin_ns();
         let (between, inside) = (Spin::new(), Spin::streaming());
         for s in [&between, &inside] {
-            s.waited(Duration::from_nanos(6 * max as u64)); // a peer that slept, then woke
+            s.waited(Duration::from_nanos(6 * u64::from(max))); // a peer that slept, then woke
         }
         assert_eq!(between.budget_ns.load(Ordering::Relaxed), max / 2, "between frames: a slow answer");
         assert_eq!(
             inside.budget_ns.load(Ordering::Relaxed),
-            (24 * max).min(STREAM_SPIN_FACTOR * max),
+            max.saturating_mul(24).min(max.saturating_mul(STREAM_SPIN_FACTOR)),
             "inside a frame: spun past next time"
         );
         for _ in 0..40 {
