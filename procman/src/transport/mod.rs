@@ -41,7 +41,7 @@ pub enum Transport {
 }
 
 use crate::address::Address;
-use crate::wire::frames::Timed;
+use crate::wire::frames::{Medium, Timed};
 use shm::Channel;
 pub(crate) use shm::{enabled as shared_memory_enabled, fuzz_channel};
 use std::io::{self, Read, Write};
@@ -281,6 +281,19 @@ impl Write for Stream {
 impl Timed for Stream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         Stream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Medium for Stream {
+    fn in_memory(&self) -> bool {
+        self.is_shared_memory()
+    }
+
+    fn available(&self) -> usize {
+        match &self.0 {
+            Backend::Shm(c) => c.available(),
+            Backend::Tcp(_) | Backend::Unix(_) => 0,
+        }
     }
 }
 

@@ -15,10 +15,13 @@
 //! cache line of its own: `tail` (bytes written, advanced by the producer), `head` (bytes read,
 //! advanced by the consumer), and two flags, "the consumer sleeps" and "the producer sleeps". A
 //! frame larger than a ring streams through it: the producer writes as much as is free, the
-//! consumer reads what is there, and each wakes the other as space or bytes appear. The
-//! producer remembers the consumer's `head` as it last read it and reads it again only when the
-//! space it knows of does not suffice, so a small frame costs one cache line of the peer's
-//! (`tail`) and the line of its bytes each way.
+//! consumer reads what is there, and each wakes the other as space or bytes appear. Each read
+//! and write moves at most a quarter of the ring before it publishes its position, so the two
+//! sides copy at the same time (the producer the next quarter while the consumer copies the
+//! last) instead of in turns, and what is in flight stays in the caches. The producer
+//! remembers the consumer's `head` as it last read it and reads it again only when the space
+//! it knows of does not suffice, so a small frame costs one cache line of the peer's (`tail`)
+//! and the line of its bytes each way.
 //!
 //! # Waiting: spin, then sleep
 //!
@@ -35,6 +38,15 @@
 //! process spin at a time than it has cores, and a machine with one core never spins. A wait
 //! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
 //! hour uses no CPU after its spin.
+//!
+//! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
+//! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
+//! finds the ring full, waits for a peer that is copying, not computing. Those waits have a
+//! budget of their own, adapted the same way from their own durations, up to 1 ms (see
+//! [`Spin::streaming`]). The budget between frames cannot serve them: an 8 MiB echo's peer
+//! takes milliseconds to answer, which brings that budget to zero, and a sleep and a doorbell
+//! on every quarter of the ring would follow. A peer that stops inside a frame is spun for a
+//! few times, less each time, then slept for.
 //!
 //! # Liveness
 //!
@@ -112,7 +124,13 @@ pub(crate) struct Channel {
     /// In nanoseconds; `u64::MAX` for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+    /// The spin budget of the waits between frames (for an answer, for the next request).
     spin: Spin,
+    /// The spin budget of the waits inside a frame (see [`Channel::wait`]).
+    stream_spin: Spin,
+    /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
+    /// frame, so the peer is writing the rest of it, and the next wait is part of a stream.
+    rx_partial: AtomicBool,
 }
 
 /// Why a wait ended.
@@ -182,6 +200,8 @@ impl Channel {
             read_timeout: AtomicU64::new(u64::MAX),
             write_timeout: AtomicU64::new(u64::MAX),
             spin: Spin::new(),
+            stream_spin: Spin::streaming(),
+            rx_partial: AtomicBool::new(false),
         }
     }
 
@@ -238,6 +258,12 @@ impl Channel {
         Ok(n as usize)
     }
 
+    /// Bytes a read takes without waiting (0 when the peer's position is impossible: the read
+    /// finds it).
+    pub(crate) fn available(&self) -> usize {
+        self.readable().unwrap_or(0)
+    }
+
     /// Free bytes in the sending ring (at least `want` if there are, else all there are), or an
     /// error when the peer's position is impossible.
     fn writable(&self, want: usize) -> io::Result<usize> {
@@ -266,13 +292,15 @@ impl Channel {
         let mut n = self.readable()?;
         if n == 0 {
             let timeout = duration(self.read_timeout.load(Ordering::Relaxed));
-            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout)? {
+            let streaming = self.rx_partial.load(Ordering::Relaxed);
+            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout, streaming)? {
                 Waited::Ready => n = self.readable()?,
                 Waited::Gone => return Ok(0),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no bytes in time")),
             }
         }
-        let n = n.min(buf.len());
+        let n = n.min(buf.len()).min(self.chunk());
+        self.rx_partial.store(n < buf.len(), Ordering::Relaxed);
         let head = self.rx_head.load(Ordering::Relaxed);
         let at = (head % self.ring as u64) as usize;
         let first = n.min(self.ring - at);
@@ -302,13 +330,16 @@ impl Channel {
         }
         let mut space = self.writable(total)?;
         if space == 0 {
+            // A full ring: the consumer is reading (or will read) what fills it, so this wait
+            // is part of a stream.
             let timeout = duration(self.write_timeout.load(Ordering::Relaxed));
-            match self.wait(|c| Ok(c.writable(1)? > 0), self.writer_asleep(self.tx), timeout)? {
+            match self.wait(|c| Ok(c.writable(1)? > 0), self.writer_asleep(self.tx), timeout, true)? {
                 Waited::Ready => space = self.writable(1)?,
                 Waited::Gone => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the peer closed the channel")),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no space in time")),
             }
         }
+        let space = space.min(self.chunk());
         let tail = self.tx_tail.load(Ordering::Relaxed);
         let base = self.ring_base(self.tx);
         let mut at = (tail % self.ring as u64) as usize;
@@ -368,14 +399,27 @@ impl Channel {
         }
     }
 
-    /// Waits until `ready`: spins within the budget, then sleeps on the socket.
+    /// The most bytes one read or write moves before it publishes its position: a quarter of
+    /// the ring, so that while a frame larger than that streams through, the peer copies one
+    /// part while this side copies the next.
+    fn chunk(&self) -> usize {
+        self.ring / 4
+    }
+
+    /// Waits until `ready`: spins within the budget, then sleeps on the socket. A `streaming`
+    /// wait (inside a frame, for the rest of its bytes or for space to write them) waits for a
+    /// peer that is copying, not computing an answer: it has a budget of its own (see
+    /// [`Spin::streaming`]), which the waits between frames do not change, nor it theirs.
     fn wait(
         &self,
         ready: impl Fn(&Channel) -> io::Result<bool>,
         asleep: &AtomicU64,
         timeout: Option<Duration>,
+        streaming: bool,
     ) -> io::Result<Waited> {
-        let budget = self.spin.budget();
+        let spin = if streaming { &self.stream_spin } else { &self.spin };
+        let budget = spin.budget();
+        let waited = |w: Duration| spin.waited(w);
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -394,15 +438,19 @@ impl Channel {
             loop {
                 for _ in 0..SPIN_BATCH {
                     if ready(self)? {
-                        self.spin.waited(start.elapsed());
-                        self.spin.paid();
+                        waited(start.elapsed());
+                        if !streaming {
+                            spin.paid();
+                        }
                         return Ok(Waited::Ready);
                     }
                     std::hint::spin_loop();
                 }
                 let now = Instant::now();
                 if now - start >= budget {
-                    self.spin.missed();
+                    if !streaming {
+                        spin.missed();
+                    }
                     break;
                 }
                 if deadline.is_some_and(|d| now >= d) {
@@ -420,7 +468,7 @@ impl Channel {
             fence(Ordering::SeqCst);
             if ready(self)? {
                 asleep.store(0, Ordering::Relaxed);
-                self.spin.waited(start.elapsed());
+                waited(start.elapsed());
                 return Ok(Waited::Ready);
             }
             if self.gone.load(Ordering::Relaxed) {
@@ -617,7 +665,10 @@ pub(crate) fn enabled() -> bool {
 /// answers fast: the budget becomes at least `4w`, enough for the next answer to land while
 /// spinning. When `w` was long, spinning did not pay: the budget halves, towards zero, where
 /// the side sleeps at once. A wait that slept still measures `w`, so a peer that becomes fast
-/// again is spun for again at the next wait.
+/// again is spun for again at the next wait. A sleep's `w` also counts the time the kernel took
+/// to wake this side, which on a loaded machine can exceed the longest spin by itself: so one
+/// wait in [`PROBE_EVERY`] at a zero budget spins for [`PROBE_NS`] all the same, and a peer
+/// that answers within it gets its budget back.
 ///
 /// A spin that ran out of budget and had to sleep after all also backs off: the next
 /// `backoff` waits sleep at once, and `backoff` doubles (up to [`MAX_BACKOFF`]) until a spin
@@ -632,13 +683,22 @@ pub(crate) struct Spin {
     skip: AtomicU32,
     /// How many waits the next spin that does not pay skips.
     backoff: AtomicU32,
+    /// Waits begun at a zero budget, for the probes of [`budget`](Self::budget).
+    idle_waits: AtomicU32,
     /// Waits that asked for [`in_place`](Self::in_place) while the budget was zero.
     probes: AtomicU32,
+    /// The longest spin of this budget.
+    max_ns: u32,
 }
 
-/// While the budget is zero, one wait in this many still waits in place (see
-/// [`Spin::in_place`]).
-const PROBE: u32 = 16;
+/// How many times the longest spin between frames a wait inside a frame may spin.
+const STREAM_SPIN_FACTOR: u32 = 20;
+
+/// One wait in this many at a zero budget spins for [`PROBE_NS`] (and one in this many waits in
+/// place, see [`Spin::in_place`]).
+const PROBE_EVERY: u32 = 16;
+/// The probe's spin, in nanoseconds (capped by the longest spin).
+const PROBE_NS: u32 = 2_000;
 
 /// The shortest budget that is not zero.
 const MIN_BUDGET_NS: u32 = 1000;
@@ -647,13 +707,31 @@ const MIN_BUDGET_NS: u32 = 1000;
 const MAX_BACKOFF: u32 = 1024;
 
 impl Spin {
+    /// The budget of the waits between frames: up to the longest spin.
     pub(crate) fn new() -> Spin {
+        Spin::with_max(max_spin_ns())
+    }
+
+    fn with_max(max_ns: u32) -> Spin {
         Spin {
             budget_ns: AtomicU32::new(max_spin_ns()),
             skip: AtomicU32::new(0),
             backoff: AtomicU32::new(1),
+            idle_waits: AtomicU32::new(0),
             probes: AtomicU32::new(0),
+            max_ns,
         }
+    }
+
+    /// The budget of the waits inside a frame: it starts at the longest spin and may grow to
+    /// [`STREAM_SPIN_FACTOR`] times it (1 ms by default). When one side sleeps, the other's
+    /// next wait lasts as long as the kernel takes to wake it, which on a virtual machine can
+    /// exceed the longest spin: with that bound, the two sides would fall into taking turns,
+    /// each asleep while the other copies a ring, two sleeps and two doorbells a ring. Measured
+    /// waits of that length raise this budget past them, so the stream runs with both awake.
+    /// Its spins do not back off (see the type's docs): a peer inside a frame is copying.
+    fn streaming() -> Spin {
+        Spin::with_max(max_spin_ns().saturating_mul(STREAM_SPIN_FACTOR))
     }
 
     /// How long the next wait may spin.
@@ -665,12 +743,16 @@ impl Spin {
             self.skip.fetch_sub(1, Ordering::Relaxed);
             return Duration::ZERO;
         }
-        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed) as u64)
+        let mut ns = self.budget_ns.load(Ordering::Relaxed);
+        if ns == 0 && self.idle_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
+            ns = PROBE_NS.min(self.max_ns);
+        }
+        Duration::from_nanos(ns as u64)
     }
 
     /// A wait ended after `w` (see the type's docs).
     pub(crate) fn waited(&self, w: Duration) {
-        let max = max_spin_ns();
+        let max = self.max_ns;
         let w = w.as_nanos().min(u32::MAX as u128) as u32;
         let cur = self.budget_ns.load(Ordering::Relaxed);
         let next = if w <= max { cur.max(w.saturating_mul(4).min(max)) } else { cur / 2 };
@@ -690,11 +772,11 @@ impl Spin {
         if budget > 0 {
             return Duration::from_nanos(budget as u64);
         }
-        // While it is zero, one wait in `PROBE` waits the longest bound all the same: the
+        // While it is zero, one wait in `PROBE_EVERY` waits the longest bound all the same: the
         // waits measured elsewhere include the wake-ups of the thread that waits instead, and
         // on a busy machine those alone can keep them long after the peer became fast again.
-        if self.probes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE) {
-            Duration::from_nanos(max_spin_ns() as u64)
+        if self.probes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
+            Duration::from_nanos(self.max_ns.min(max_spin_ns()) as u64)
         } else {
             Duration::ZERO
         }
@@ -939,6 +1021,117 @@ mod tests {
         s.paid();
         s.missed();
         assert_eq!(skipped(&s), 1);
+    }
+
+    #[test]
+    fn waits_inside_a_stream_leave_the_budget_between_frames_as_it_is() {
+        let (client, server) = pair();
+        let before = client.spin.budget_ns.load(Ordering::Relaxed);
+        let reader = {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100)); // the writer fills the ring and waits
+                let mut buf = vec![0u8; 3 * RING];
+                read_exact(&server, &mut buf).unwrap();
+                buf
+            })
+        };
+        let big: Vec<u8> = (0..3 * RING).map(|i| (i % 253) as u8).collect();
+        client.write_all(&[&big]).unwrap();
+        assert!(reader.join().unwrap() == big);
+        assert_eq!(client.spin.budget_ns.load(Ordering::Relaxed), before, "a long wait for space is not a slow answer");
+    }
+
+    #[test]
+    fn a_wait_inside_a_frame_as_long_as_a_wake_up_is_spun_for_next_time() {
+        let max = max_spin_ns();
+        let (between, inside) = (Spin::new(), Spin::streaming());
+        for s in [&between, &inside] {
+            s.waited(Duration::from_nanos(6 * u64::from(max))); // a peer that slept, then woke
+        }
+        assert_eq!(between.budget_ns.load(Ordering::Relaxed), max / 2, "between frames: a slow answer");
+        assert_eq!(
+            inside.budget_ns.load(Ordering::Relaxed),
+            max.saturating_mul(24).min(max.saturating_mul(STREAM_SPIN_FACTOR)),
+            "inside a frame: spun past next time"
+        );
+        for _ in 0..40 {
+            inside.waited(Duration::from_secs(1)); // a peer that stopped inside a frame
+        }
+        assert_eq!(inside.budget_ns.load(Ordering::Relaxed), 0, "a stopped peer is slept for");
+    }
+
+    #[test]
+    fn a_spin_budget_at_zero_probes_now_and_then() {
+        let s = Spin::new();
+        for _ in 0..20 {
+            s.waited(Duration::from_millis(5));
+        }
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| s.budget()).collect();
+        let probes = budgets.iter().filter(|b| !b.is_zero()).count();
+        if cores() >= 2 && max_spin_ns() > 0 {
+            assert_eq!(probes, 2, "one wait in {PROBE_EVERY} spins: {budgets:?}");
+        } else {
+            assert_eq!(probes, 0, "no spin without a second core");
+        }
+        assert_eq!(s.budget_ns.load(Ordering::Relaxed), 0, "a probe alone restores nothing");
+    }
+
+    /// Frames through a channel, as the connections read and write them: straight into the
+    /// body, and a frame that has begun must end by the frame timeout.
+    #[test]
+    fn frames_of_every_size_read_through_a_channel_as_through_a_socket() {
+        use crate::wire::Bytes;
+        use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
+        let sizes = [0, 8, 1024, RING / 4 - 3, RING / 4 + 1, 64 << 10, 3 * RING + 17, 5, 1 << 20, 1];
+        let payload = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 7 % 251) as u8).collect() };
+        let expected: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&n| {
+                let mut f = Vec::new();
+                crate::wire::frame(&("head", Bytes(&payload(n))), &mut f).unwrap();
+                f[4..].to_vec()
+            })
+            .collect();
+        let mut by_channel = Vec::new();
+        let mut by_socket = Vec::new();
+        for shm in [true, false] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (tx, rx) = if shm {
+                let (server, fd) = Channel::create(a).unwrap();
+                let client = Channel::open(b, fd, RING as u64).unwrap();
+                (
+                    super::super::Stream::from_channel(Arc::new(client)),
+                    super::super::Stream::from_channel(Arc::new(server)),
+                )
+            } else {
+                (
+                    super::super::Stream(super::super::Backend::Unix(a)),
+                    super::super::Stream(super::super::Backend::Unix(b)),
+                )
+            };
+            let writer = std::thread::spawn(move || {
+                let mut w = FrameWriter::new(tx, None);
+                for n in sizes {
+                    let tail = payload(n);
+                    w.encode_with_tail(&("head", tail.len()), tail.len()).unwrap();
+                    w.send_with_tail(&tail).unwrap();
+                }
+                // Half a frame, then nothing: the reader gives up at the frame timeout.
+                w.send_raw(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            });
+            let mut r = FrameReader::new(rx, None, 2 << 20).with_frame_timeout(Duration::from_millis(100));
+            let got = if shm { &mut by_channel } else { &mut by_socket };
+            for _ in sizes {
+                assert!(r.read(None).unwrap());
+                got.push(r.body().to_vec());
+            }
+            assert!(matches!(r.read(None), Err(ReadError::Deadline)), "a frame cut short is not waited for");
+            writer.join().unwrap();
+        }
+        assert!(by_channel == expected, "the channel's frames are the frames written");
+        assert!(by_socket == expected, "the socket's frames are the frames written");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! that has begun must arrive whole by a deadline (`frame_timeout`, or the deadline given for
 //! that frame): a peer that sends one byte now and then cannot hold a connection thread by
 //! keeping a frame open. The deadline costs nothing on the fast path: the socket's timeout is
-//! changed only when a frame is not already whole in the read buffer.
+//! changed only when a frame is not already whole in the read buffer (on a shared-memory
+//! channel, in its ring).
 //!
 //! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied four
 //! times in user space: into the encoded arguments (`ArgsBuf`), out of the server's frame into
@@ -13,6 +14,12 @@
 //! `Vec` the caller gets. The encoded arguments and result are written to the socket from where
 //! they lie ([`FrameWriter::send_with_tail`]) and the result is decoded in the reply's frame.
 //! A sealed session copies each of them into the frame buffer as well, to seal the frame whole.
+//!
+//! On the same-host fast path the frame itself is copied twice more, into the ring and out of
+//! it: a stream in memory (see [`Medium`]) is read straight into the frame's body, with no
+//! read-ahead buffer between, and written from where the frame's parts lie whatever their
+//! size. The body keeps the bytes of earlier frames, so a frame no larger than one before it
+//! costs no zeroing.
 
 use super::sealed::{NotOpened, Opener, Sealer, TAG};
 use super::{FrameTooLarge, frame};
@@ -23,9 +30,25 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
 /// A byte source whose blocking reads can be bounded: a socket, or bytes in memory.
-pub(crate) trait Timed: Read {
+pub(crate) trait Timed: Read + Medium {
     /// Bounds each later blocking read by `timeout` (`None`: no bound).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+/// What a read or a write of a stream costs: a system call (a socket: the default), or a copy
+/// (a shared-memory channel). It decides whether buffering pays: a [`FrameReader`] on a
+/// stream in memory reads each frame straight into its body, with no read-ahead buffer to copy
+/// it through, and a [`FrameWriter`] sends every tail from where it lies.
+pub(crate) trait Medium {
+    /// True when reads and writes are copies in memory, with no system call.
+    fn in_memory(&self) -> bool {
+        false
+    }
+
+    /// Bytes a read can take without waiting, for a stream in memory (0 when unknown).
+    fn available(&self) -> usize {
+        0
+    }
 }
 
 impl Timed for &[u8] {
@@ -33,6 +56,10 @@ impl Timed for &[u8] {
         Ok(())
     }
 }
+
+impl Medium for &[u8] {}
+
+impl Medium for Vec<u8> {}
 
 /// Why no frame could be read.
 #[derive(Debug)]
@@ -76,19 +103,27 @@ pub(crate) struct FrameReader<S> {
     frame_timeout: Option<Duration>,
     /// The socket's timeout between frames, restored after a frame read under a deadline.
     idle_timeout: Option<Duration>,
+    /// The body of the frame read last is `body[..len]`; the bytes after it were read (or
+    /// zeroed) for larger frames before, so a frame zeroes only what no frame used before.
     body: Vec<u8>,
+    len: usize,
+    /// Frames are read straight from the stream, not through the buffer (see [`Medium`]).
+    direct: bool,
 }
 
 impl<S: Timed> FrameReader<S> {
     /// A reader of frames of at most `limit` bytes, opened with `open` when the session is sealed.
     pub(crate) fn new(inner: S, open: Option<Opener>, limit: usize) -> Self {
+        let direct = inner.in_memory();
         FrameReader {
-            inner: BufReader::with_capacity(64 * 1024, inner),
+            inner: BufReader::with_capacity(if direct { 0 } else { 64 * 1024 }, inner),
             open,
             limit,
             frame_timeout: None,
             idle_timeout: None,
             body: Vec::with_capacity(256),
+            len: 0,
+            direct,
         }
     }
 
@@ -119,7 +154,7 @@ impl<S: Timed> FrameReader<S> {
 
     /// The body of the frame read last.
     pub(crate) fn body(&self) -> &[u8] {
-        &self.body
+        &self.body[..self.len]
     }
 
     /// Reads the next frame; its body is then [`body`](Self::body). `Ok(false)` is a clean end
@@ -138,30 +173,48 @@ impl<S: Timed> FrameReader<S> {
     }
 
     fn read_frame(&mut self, deadline: &mut Deadline) -> std::result::Result<bool, ReadError> {
+        self.len = 0;
         if deadline.at.is_some() {
             deadline.arm(self.inner.get_ref())?;
         }
-        if self.inner.fill_buf()?.is_empty() {
+        let mut header = [0u8; 4];
+        // The first byte: the wait for it is the wait between frames.
+        let first = if self.direct {
+            loop {
+                match self.inner.get_mut().read(&mut header) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        } else if self.inner.fill_buf()?.is_empty() {
             return Ok(false);
-        }
+        } else {
+            0
+        };
         // The frame timeout runs from its first byte; it is set when a read must wait, so a
         // frame already here costs no look at the clock.
         deadline.pending = if deadline.at.is_none() { self.frame_timeout } else { None };
-        let mut header = [0u8; 4];
-        self.read_exact_by(&mut header, deadline)?;
+        self.read_exact_by(&mut header[first..], deadline)?;
         let len = u32::from_le_bytes(header) as usize;
         if len > self.limit {
             return Err(ReadError::TooLarge(FrameTooLarge { size: len as u64, limit: self.limit as u64 }));
         }
         let sealed = len + if self.open.is_some() { TAG } else { 0 };
         let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        body.resize(sealed, 0);
-        let r = self.read_exact_by(&mut body, deadline);
+        if body.len() < sealed {
+            body.resize(sealed, 0);
+        }
+        let r = self.read_exact_by(&mut body[..sealed], deadline);
         self.body = body;
         r?;
+        self.len = sealed;
         if let Some(open) = &mut self.open {
+            self.body.truncate(sealed);
+            self.len = 0;
             open.open(&header, &mut self.body).map_err(ReadError::NotOpened)?;
+            self.len = self.body.len();
         }
         Ok(true)
     }
@@ -170,7 +223,9 @@ impl<S: Timed> FrameReader<S> {
     /// deadline.
     fn read_exact_by(&mut self, mut buf: &mut [u8], deadline: &mut Deadline) -> std::result::Result<(), ReadError> {
         while !buf.is_empty() {
-            if self.inner.buffer().is_empty() {
+            let must_wait =
+                if self.direct { self.inner.get_ref().available() < buf.len() } else { self.inner.buffer().is_empty() };
+            if must_wait {
                 if let Some(t) = deadline.pending.take() {
                     deadline.at = Some(Instant::now() + t);
                 }
@@ -178,7 +233,8 @@ impl<S: Timed> FrameReader<S> {
                     deadline.arm(self.inner.get_ref())?;
                 }
             }
-            match self.inner.read(buf) {
+            let read = if self.direct { self.inner.get_mut().read(buf) } else { self.inner.read(buf) };
+            match read {
                 Ok(0) => {
                     return Err(ReadError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -224,7 +280,7 @@ pub(crate) struct FrameWriter<S> {
     buf: Vec<u8>,
 }
 
-impl<S: Write> FrameWriter<S> {
+impl<S: Write + Medium> FrameWriter<S> {
     /// A writer of frames, sealed with `seal` when the session is sealed.
     pub(crate) fn new(inner: S, seal: Option<Sealer>) -> Self {
         FrameWriter { inner, seal, buf: Vec::with_capacity(256) }
@@ -253,7 +309,7 @@ impl<S: Write> FrameWriter<S> {
     /// large tail on a plain session is written from where it lies (one vectored write), not
     /// copied into the frame buffer; a sealed frame is sealed whole, so its tail is copied.
     pub(crate) fn send_with_tail(&mut self, tail: &[u8]) -> io::Result<()> {
-        if self.seal.is_some() || tail.len() < VECTORED_TAIL {
+        if self.seal.is_some() || (tail.len() < VECTORED_TAIL && !self.inner.in_memory()) {
             self.buf.extend_from_slice(tail);
             return self.send();
         }
@@ -453,6 +509,8 @@ mod tests {
         max: usize,
     }
 
+    impl Medium for Trickle {}
+
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             let n = buf.len().min(self.max);
@@ -491,6 +549,23 @@ mod tests {
                 assert!(r.read(None).unwrap(), "{len} bytes, sealed: {sealed}");
                 assert_eq!(r.body(), &whole[4..], "{len} bytes, sealed: {sealed}");
             }
+        }
+    }
+
+    #[test]
+    fn a_smaller_frame_after_a_larger_one_is_its_own_bytes_only() {
+        let messages = ["a message of some length, longer than those after it", "", "short", "mid length"];
+        for sealed in [false, true] {
+            let mut w = FrameWriter::new(Vec::new(), sealed.then(|| keys().client().1));
+            for m in messages {
+                w.write(m).unwrap();
+            }
+            let mut r = FrameReader::new(&w.inner[..], sealed.then(|| keys().server().0), 1024);
+            for m in messages {
+                assert!(r.read(None).unwrap());
+                assert_eq!(r.body(), postcard::to_stdvec(m).unwrap(), "sealed: {sealed}");
+            }
+            assert!(!r.read(None).unwrap());
         }
     }
 
