@@ -49,6 +49,17 @@ impl Session {
         Session { caller, serving, touched: FxHashSet::default(), prune_at: 1024, owners: Vec::new() }
     }
 
+    /// A session that records the objects it calls in `touched` (an empty set whose memory
+    /// is reused; see [`into_touched`](Self::into_touched)).
+    pub(super) fn with_touched(caller: Caller, serving: Rc<Serving>, touched: FxHashSet<u64>) -> Session {
+        Session { touched, ..Session::new(caller, serving) }
+    }
+
+    /// The set of objects it called, for reuse.
+    pub(super) fn into_touched(self) -> FxHashSet<u64> {
+        self.touched
+    }
+
     pub(super) fn touched_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.touched.iter().copied()
     }

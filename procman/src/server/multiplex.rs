@@ -145,7 +145,16 @@ struct Job {
     key: Option<(u64, u64)>,
     caller: Caller,
     cancelled: Arc<Cancel>,
-    request: Vec<u8>,
+    /// The frame it came in (taken from the reader, not copied); the request is
+    /// `frame[at..len]`.
+    frame: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+thread_local! {
+    /// The set a call's session records its objects in: one a thread, its memory reused.
+    static TOUCHED: std::cell::RefCell<FxHashSet<u64>> = std::cell::RefCell::new(FxHashSet::default());
 }
 
 /// How the reading of a connection ended for the thread that held it.
@@ -171,7 +180,7 @@ impl Mux {
         let started = workers::run(Box::new(move || {
             let _depth = ThreadLimit::set(depth);
             let (key, id, began) = (job.key, job.id, Instant::now());
-            mux.run(job);
+            drop(mux.run(job));
             mux.finished(id, owner);
             if let Some(key) = key
                 && began.elapsed() < watchdog::TICK
@@ -211,8 +220,10 @@ impl Mux {
     }
 
     /// Runs one request and sends its reply.
-    fn run(self: &Arc<Self>, job: Job) {
-        let Job { id, caller, cancelled, request, .. } = job;
+    /// Returns the frame's buffer, for the reader to reuse.
+    fn run(self: &Arc<Self>, job: Job) -> Vec<u8> {
+        let Job { id, caller, cancelled, frame, at, len, .. } = job;
+        let request = &frame[at..len];
         let core = &self.core;
         let reply = if cancelled.is_set() {
             Some(Err(crate::Error::ConnectionLost {
@@ -225,33 +236,40 @@ impl Mux {
                 connection: self.connection.clone(),
                 cancelled: Some(cancelled),
             });
-            let mut session = Session::new(caller, serving);
+            let mut session =
+                Session::with_touched(caller, serving, TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut())));
             let mut freed = Vec::new();
-            let reply = match wire::take::<Request<'_>>(&request) {
+            let reply = match wire::take::<Request<'_>>(request) {
                 Ok((req, [])) if req.multiplexable() => core.handle_guarded(req, &mut session, &mut freed, &self.peer),
                 Ok((_, [])) => Some(Err(core.protocol("a request that a multiplexed connection cannot carry"))),
                 Ok((_, rest)) => Some(Err(core.protocol(format!("{} unexpected bytes after the request", rest.len())))),
                 Err(e) => Some(Err(core.protocol(format!("undecodable request: {e}")))),
             };
             super::object::release(&core.address, freed.drain(..));
-            let mut touched = session.touched_ids();
-            match (touched.next(), touched.next()) {
-                (None, _) => {}
-                // The object of the last call, already told: the common case, without a lock.
-                (Some(id), None) if self.last_touched.load(Ordering::Relaxed) == id => {}
-                (Some(id), more) => {
-                    let mut all = crate::unpoison::lock(&self.touched);
-                    all.insert(id);
-                    all.extend(more.into_iter().chain(touched));
-                    self.last_touched.store(id, Ordering::Relaxed);
+            {
+                let mut touched = session.touched_ids();
+                match (touched.next(), touched.next()) {
+                    (None, _) => {}
+                    // The object of the last call, already told: the common case, without a lock.
+                    (Some(id), None) if self.last_touched.load(Ordering::Relaxed) == id => {}
+                    (Some(id), more) => {
+                        let mut all = crate::unpoison::lock(&self.touched);
+                        all.insert(id);
+                        all.extend(more.into_iter().chain(touched));
+                        self.last_touched.store(id, Ordering::Relaxed);
+                    }
                 }
             }
+            let mut touched = session.into_touched();
+            touched.clear();
+            TOUCHED.with(|t| *t.borrow_mut() = touched);
             reply
         };
         if let Some(reply) = reply {
             // A reply that cannot be sent: the connection is gone, and its reader ends.
             let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, reply);
         }
+        frame
     }
 
     /// Call `id` ended: the owner's queued calls start when it was the last cancelled one.
@@ -331,7 +349,9 @@ impl Mux {
             };
             let key = call_key(rest);
             let cancelled = Arc::new(Cancel::default());
-            let job = Job { id, key, caller, cancelled: cancelled.clone(), request: rest.to_vec() };
+            let at = reading.reader.body().len() - rest.len();
+            let (frame, len) = reading.reader.take_body();
+            let job = Job { id, key, caller, cancelled: cancelled.clone(), frame, at, len };
             if self.any_draining.load(Ordering::Relaxed) || self.blocks(key) {
                 // A call that waits for its owner's cancelled calls, or one that blocks: it
                 // starts (or waits) among the calls in flight.
@@ -352,7 +372,7 @@ impl Mux {
             reading.inline = Some(Inline { key, id, owner, cancelled });
             *crate::unpoison::lock(&self.reading) = Some(reading);
             let running = self.watch.begin();
-            self.run(job);
+            let frame = self.run(job);
             if !self.watch.end(running) && !self.resumes() {
                 // The thread reading now entered this call among those in flight.
                 self.finished(id, owner);
@@ -360,6 +380,7 @@ impl Mux {
             }
             reading = crate::unpoison::lock(&self.reading).take().expect("the reading waits for its thread");
             reading.inline = None;
+            reading.reader.give_back(frame);
         }
         Led::Ended(reading.owners.into_values().collect())
     }

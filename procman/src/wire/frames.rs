@@ -157,6 +157,22 @@ impl<S: Timed> FrameReader<S> {
         &self.body[..self.len]
     }
 
+    /// Takes the buffer that holds the body of the frame read last (its first `len` bytes,
+    /// returned beside it), to keep the frame past the next read without copying it;
+    /// [`give_back`](Self::give_back) returns it for the next frames.
+    pub(crate) fn take_body(&mut self) -> (Vec<u8>, usize) {
+        let len = std::mem::replace(&mut self.len, 0);
+        (std::mem::take(&mut self.body), len)
+    }
+
+    /// Returns a buffer that [`take_body`](Self::take_body) took, when it is larger than the
+    /// one the reader holds now.
+    pub(crate) fn give_back(&mut self, body: Vec<u8>) {
+        if body.capacity() > self.body.capacity() {
+            self.body = body;
+        }
+    }
+
     /// Reads the next frame; its body is then [`body`](Self::body). `Ok(false)` is a clean end
     /// of the stream before a frame. With `by`, the whole frame, its first byte included, must
     /// arrive by then; without it, the frame timeout runs from its first byte.
