@@ -35,7 +35,7 @@ use crate::client::Conn;
 use crate::error::{Error, Result};
 use crate::server::MULTIPLEXED_CONNECTION;
 use crate::transport::Stream;
-use crate::transport::shm::{Channel, Spin};
+use crate::transport::shm::{Channel, Spin, Spinning};
 use crate::wire::frames::{FrameReader, FrameWriter};
 use crate::wire::message::{Reply, Request, Tagged};
 use crate::wire::{self, Bytes};
@@ -50,9 +50,6 @@ use std::time::{Duration, Instant};
 /// The longest a polled call reads replies for others before it leaves the reading to the
 /// reader thread.
 const MAX_READING: Duration = Duration::from_micros(200);
-
-/// The longest a call waits in place for its reply on a socket (see `Source::wait_for_bytes`).
-const SOCKET_WAIT: Duration = Duration::from_millis(1);
 
 /// The longest the reader thread sleeps before it looks again (see `Channel::sleep_for_bytes`).
 const REPOLL: Duration = Duration::from_millis(10);
@@ -75,24 +72,32 @@ impl Source {
     }
 
     /// Waits a short, bounded time for bytes in place (see `Channel::wait_for_bytes`). On a
-    /// socket it sleeps in `poll(2)` while replies have been quick (the budget is not zero),
-    /// which costs the one wake-up a blocking call costs; `poll` counts its timeout in
-    /// milliseconds, and a shorter `ppoll` timeout was measured to wake two to three times after
-    /// the reply came, and spinning on the socket to keep the manager's thread off the core it
-    /// was woken on. A reply that takes longer than the millisecond is a long wait: the budget
-    /// halves, and a few of them stop the waits in place. True when bytes came.
+    /// socket it spins on `poll(2)` with a zero timeout: a sleep with a timeout this short
+    /// (`ppoll`) was measured to wake two to three times later than the reply came, where a
+    /// look every fraction of a microsecond sees it at once. True when they came.
     fn wait_for_bytes(&self) -> bool {
         let (stream, spin) = match self {
             Source::Shm(c) => return c.wait_for_bytes(),
             Source::Socket(s, spin) => (s, spin),
         };
-        if spin.in_place().is_zero() {
+        let budget = spin.budget();
+        if budget.is_zero() {
             return false;
         }
+        let Some(_spinning) = Spinning::enter() else { return false };
         let start = Instant::now();
-        let came = stream.poll_readable(Some(SOCKET_WAIT));
-        spin.waited(if came { start.elapsed() } else { Duration::MAX });
-        came
+        loop {
+            if stream.poll_readable(Some(Duration::ZERO)) {
+                spin.waited(start.elapsed());
+                spin.paid();
+                return true;
+            }
+            if start.elapsed() >= budget {
+                spin.missed();
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Sleeps until bytes wait, the connection ended, or [`REPOLL`] passed, without reading

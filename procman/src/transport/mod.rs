@@ -349,22 +349,10 @@ fn poll_for(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // Whole milliseconds (and none at all) go to poll(2): it wakes sooner after the bytes come
-    // than ppoll(2) with a short timeout was measured to.
-    let n = match timeout {
-        Some(t) if t.subsec_nanos() % 1_000_000 != 0 => {
-            // SAFETY: ppoll(2) on one valid pollfd on this stack frame, with a timespec on this
-            // stack frame and no signal mask; the descriptor is borrowed, so it stays open for
-            // the duration of the call.
-            unsafe { libc::ppoll(&mut p, 1, ts_ptr, std::ptr::null()) }
-        }
-        _ => {
-            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-            // SAFETY: poll(2) on one valid pollfd on this stack frame; the descriptor is
-            // borrowed, so it stays open for the duration of the call.
-            unsafe { libc::poll(&mut p, 1, ms) }
-        }
-    };
+    // SAFETY: ppoll(2) on one valid pollfd on this stack frame, with a timespec on this stack
+    // frame (or none) and no signal mask; the descriptor is borrowed, so it stays open for the
+    // duration of the call.
+    let n = unsafe { libc::ppoll(&mut p, 1, ts_ptr, std::ptr::null()) };
     n > 0
 }
 

@@ -39,13 +39,6 @@
 //! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
 //! hour uses no CPU after its spin.
 //!
-//! A side whose last frame had to ring the peer's doorbell does not spin for the answer: the
-//! peer needs a wake-up first, which no spin catches (one such wait in sixteen spins all the
-//! same, so that two sides that fell asleep find each other awake again). And a spin that runs
-//! out backs off: the next waits sleep at once, twice as many after each miss, until a spin
-//! pays; on a machine whose cores are busy with other work, a spinning side would hold up the
-//! very peer it waits for.
-//!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
 //! finds the ring full, waits for a peer that is copying, not computing. Those waits have a
@@ -133,10 +126,6 @@ pub(crate) struct Channel {
     write_timeout: AtomicU64,
     /// The spin budget of the waits between frames (for an answer, for the next request).
     spin: Spin,
-    /// This side's last write rang the peer's doorbell (see `between_frames_budget`).
-    woke_peer: AtomicBool,
-    /// Waits that followed such a write, for the probes.
-    woke_waits: AtomicU32,
     /// The spin budget of the waits inside a frame (see [`Channel::wait`]).
     stream_spin: Spin,
     /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
@@ -211,8 +200,6 @@ impl Channel {
             read_timeout: AtomicU64::new(u64::MAX),
             write_timeout: AtomicU64::new(u64::MAX),
             spin: Spin::new(),
-            woke_peer: AtomicBool::new(false),
-            woke_waits: AtomicU32::new(0),
             stream_spin: Spin::streaming(),
             rx_partial: AtomicBool::new(false),
         }
@@ -409,25 +396,7 @@ impl Channel {
             unsafe {
                 libc::send(self.socket.as_raw_fd(), [1u8].as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
             }
-            if std::ptr::eq(flag, self.reader_asleep(self.tx)) {
-                self.woke_peer.store(true, Ordering::Relaxed);
-            }
         }
-    }
-
-    /// The budget of the next wait between frames for the peer's bytes. Zero, without a miss,
-    /// when this side's last frame had to wake the peer: its answer comes after a wake-up,
-    /// which no spin catches, and the peer slept because this side was slow, not because the
-    /// machine is busy. Counting such waits as misses would let two sides that once slept keep
-    /// each other asleep (each one's sleep making the other's spin miss); one such wait in
-    /// [`PROBE_EVERY`] spins all the same, and a reply caught by it wakes neither side again.
-    fn between_frames_budget(&self) -> Duration {
-        if self.woke_peer.swap(false, Ordering::Relaxed)
-            && !self.woke_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY)
-        {
-            return Duration::ZERO;
-        }
-        self.spin.budget()
     }
 
     /// The most bytes one read or write moves before it publishes its position: a quarter of
@@ -449,7 +418,7 @@ impl Channel {
         streaming: bool,
     ) -> io::Result<Waited> {
         let spin = if streaming { &self.stream_spin } else { &self.spin };
-        let budget = if streaming { spin.budget() } else { self.between_frames_budget() };
+        let budget = spin.budget();
         let waited = |w: Duration| spin.waited(w);
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
@@ -569,11 +538,11 @@ impl Channel {
     }
 
     /// Waits a short, bounded time for bytes in the receiving ring, in place: spins within the
-    /// spin budget, then sleeps on the doorbell for at most [`IN_PLACE`] while replies have been
-    /// quick ([`Spin::in_place`] is not zero). For a reader that has another way to wait for longer
-    /// (an async call, which returns to its executor and lets the reader thread wait). True when bytes came.
+    /// spin budget, then sleeps on the doorbell for at most [`Spin::in_place`]. For a reader
+    /// that has another way to wait for longer (an async call, which returns to its executor
+    /// and lets the connection's reader thread wait). True when bytes came.
     pub(crate) fn wait_for_bytes(&self) -> bool {
-        let budget = self.between_frames_budget();
+        let budget = self.spin.budget();
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -604,30 +573,20 @@ impl Channel {
                 }
             }
         }
-        if self.spin.in_place().is_zero() {
+        let bound = self.spin.in_place();
+        if bound.is_zero() {
             return false;
         }
-        // Sleep on the doorbell, for at most a millisecond: `poll(2)` counts whole milliseconds,
-        // and a shorter `ppoll(2)` timeout was measured to wake two to three times after the
-        // bytes came. The flag is raised and left raised: the connection's reader thread may
-        // sleep on the same doorbell (`sleep_for_bytes`), and a flag left raised costs at most
-        // one doorbell nobody needs, which the next sleep here drains (a doorbell it drains that
-        // the reader thread needed delays that thread by its bound at most; the bytes it
-        // announced are read here).
-        let deadline = start + IN_PLACE;
-        let came = loop {
-            self.reader_asleep(self.rx).store(1, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-            if self.has_bytes() || self.is_gone() {
-                break true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            super::poll_for(self.socket.as_fd(), Some(Duration::from_millis(left.as_millis().max(1) as u64)));
-            self.drain();
-        };
+        // The flag is raised and left raised, and the doorbell is not drained: the connection's
+        // reader thread may sleep on the same doorbell (`sleep_for_bytes`), and only it lowers
+        // the flag and drains, so this can never take its wake-up. A flag left raised costs at
+        // most one doorbell the reader thread does not need.
+        self.reader_asleep(self.rx).store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.has_bytes() && !self.is_gone() {
+            super::poll_for(self.socket.as_fd(), Some(bound));
+        }
+        let came = self.has_bytes() || self.is_gone();
         // A wait that ran out is a long one: the bound shrinks.
         self.spin.waited(if came { start.elapsed() } else { Duration::MAX });
         came
@@ -659,9 +618,6 @@ impl Channel {
         self.drain();
     }
 }
-
-/// The longest an async call sleeps in place for its reply (see [`Channel::wait_for_bytes`]).
-const IN_PLACE: Duration = Duration::from_millis(1);
 
 /// Checks of the ring between two looks at the clock while spinning.
 const SPIN_BATCH: u32 = 64;
