@@ -30,14 +30,18 @@
 //! side. Then it raises its sleeping flag, checks the ring once more, and sleeps in `poll(2)` on
 //! the socket. A side that publishes bytes (or frees space) checks the peer's flag after a full
 //! fence and, if it is raised, writes one byte to the socket: the doorbell. The flag, the fence
-//! and the re-check make a lost wake-up impossible.
+//! and the re-check make a lost wake-up impossible between one sleeper and its peer. Several
+//! threads of one side can sleep on the same socket at once (an async connection's writer and
+//! its reader thread), and the one that wakes drains the doorbell, which may have been rung for
+//! another: so no sleep lasts longer than 50 ms (`LONGEST_SLEEP_MS`) before it looks at the
+//! ring again, and a doorbell taken by the wrong thread is a short delay, never a hang.
 //!
 //! The spin budget adapts (see [`Spin`]): it is set from how long the recent waits took, so a
 //! peer that answers fast is waited for by spinning and a slow one (a thread among many more
 //! runnable threads than cores, a blocked `get`) by sleeping at once; no more threads of a
 //! process spin at a time than it has cores, and a machine with one core never spins. A wait
 //! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
-//! hour uses no CPU after its spin.
+//! hour uses next to no CPU after its spin (a look at the ring 20 times a second).
 //!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
@@ -476,14 +480,14 @@ impl Channel {
                 return Ok(Waited::Gone);
             }
             let wait_ms = match deadline {
-                None => -1,
+                None => LONGEST_SLEEP_MS,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         asleep.store(0, Ordering::Relaxed);
                         return Ok(Waited::TimedOut);
                     }
-                    left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                    left.as_nanos().div_ceil(1_000_000).min(LONGEST_SLEEP_MS as u128) as i32
                 }
             };
             let mut p = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -618,6 +622,18 @@ impl Channel {
         self.drain();
     }
 }
+
+/// The longest one sleep of [`Channel::wait`] lasts before it looks at the ring again, in
+/// milliseconds. One socket is the doorbell of every thread of a side that sleeps on the
+/// channel: a writer waiting for space, a reader waiting for bytes, and an async connection's
+/// reader thread (`sleep_for_bytes`) may sleep on it at once, and whichever wakes drains it, so
+/// one of them can take a doorbell that was rung for another, whose flag the peer has already
+/// lowered. Unbounded, that sleep would never end: an async connection's writer, blocked on a
+/// full ring while the connection's reader thread drained its doorbell, hung every call of the
+/// process to that manager. Bounded, a lost doorbell costs at most this long, and a thread that
+/// sleeps for an hour (a blocked `get`) wakes 20 times a second to look, a few microseconds of
+/// CPU each.
+const LONGEST_SLEEP_MS: i32 = 50;
 
 /// Checks of the ring between two looks at the clock while spinning.
 const SPIN_BATCH: u32 = 64;
@@ -948,6 +964,36 @@ mod tests {
         assert_eq!(client.read(&mut buf).unwrap(), 0);
         let e = client.write_all(&[&vec![0u8; 2 * RING]]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe, "a full ring to a gone peer fails");
+    }
+
+    #[test]
+    fn a_writer_whose_doorbell_another_thread_took_still_writes() {
+        let (client, server) = pair();
+        client.write_all(&[&vec![7u8; RING]]).unwrap(); // the ring is full
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                client.write_all(&[b"more"]).unwrap();
+                done.send(()).unwrap();
+            })
+        };
+        // Once the writer sleeps, the server frees the ring, and its doorbell goes to another
+        // thread of the client's side (its flag lowered, no byte left for the writer): what an
+        // async connection's reader thread draining the shared socket does.
+        let flag = client.writer_asleep(CLIENT_TO_SERVER);
+        let start = Instant::now();
+        while flag.load(Ordering::Relaxed) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the writer never slept");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        flag.store(0, Ordering::Relaxed);
+        let tail = server.tail(CLIENT_TO_SERVER).load(Ordering::Acquire);
+        server.head(CLIENT_TO_SERVER).store(tail, Ordering::Release);
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a writer whose doorbell was taken wakes by itself and writes");
+        writer.join().unwrap();
     }
 
     #[test]
