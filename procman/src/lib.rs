@@ -81,9 +81,9 @@
 //!
 //! **How a call travels.** Every async call of a process goes through one connection per
 //! manager, multiplexed: each request carries an id and its owner. The task that makes a call
-//! waits briefly for its reply in place and reads it itself (spinning on the shared-memory ring
-//! or polling the socket, within an adaptive bound of at most 50 µs, as the same-host fast
-//! path does), so a call that is
+//! waits briefly for its reply in place and reads it itself (spinning on the shared-memory ring,
+//! or polling the socket and yielding its CPU between looks, within an adaptive bound of at
+//! most 50 µs, as the same-host fast path does), so a call that is
 //! answered at once costs what a blocking call costs: no thread hand-off on either side. A call
 //! that is not answered within the bound returns pending, and the connection's one reader
 //! thread wakes its task when the reply comes. The manager runs each call of that connection where it read it, and a watchdog that
@@ -217,9 +217,10 @@
 //! spins; a spin that runs out backs off (the next waits sleep at once, twice as many each
 //! time, until a spin pays again), so on a machine whose cores are busy with other work the
 //! fast path sleeps as the socket does instead of spinning against its own peer; a call
-//! blocked for an hour (a `get`, an `acquire`) uses no CPU after its spin. A
-//! proxy call then costs under a microsecond where a socket round trip costs ten or more (see
-//! the README's benchmarks).
+//! blocked for an hour (a `get`, an `acquire`) uses next to no CPU after its spin (it looks at
+//! the ring 20 times a second, so that a doorbell another thread of its side took is a short
+//! delay, not a hang). A proxy call then costs under a microsecond where a socket round trip
+//! costs ten or more (see the README's benchmarks).
 //!
 //! The peer may write the shared pages at any time: each side keeps its own positions, checks
 //! the peer's against the ring, and copies bytes out before anything decodes them; a broken
