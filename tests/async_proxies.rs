@@ -412,3 +412,64 @@ fn calls_that_block_in_the_manager_hold_up_no_other_call_on_the_connection() {
         assert_eq!(q.qsize().await.unwrap(), 0);
     });
 }
+
+/// Off the same-host fast path (a Unix socket with `Transport::Socket`), where an async call
+/// waits for its reply by polling the socket: calls answered at once, calls that wait in the
+/// manager, and gets dropped while they wait lose no item and take none twice.
+///
+/// Ignored: a known stall. Run alone (`cargo test --test async_proxies -- --ignored
+/// async_calls_over`), it passes in 0.2 s in some runs and in others stops making progress
+/// (over TCP loopback the connection was closed after 60 s: "a frame that had begun did not
+/// arrive whole by its deadline"); the fast path does not show it.
+#[test]
+#[ignore = "reproduces a known stall of async calls cancelled every 300 µs on a socket connection"]
+fn async_calls_over_a_socket_lose_nothing() {
+    for (name, m) in [("unix socket", SyncManager::new().transport(procman::Transport::Socket).start().unwrap())] {
+        let q = m.queue::<u32>(0).unwrap().into_async();
+        let n = 400u32;
+        let got = multi_thread(2).block_on(async {
+            let taken = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (q, taken) = (q.clone(), taken.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            // Short timeouts: many gets are dropped while they wait.
+                            match tokio::time::timeout(Duration::from_micros(300), q.get()).await {
+                                Ok(Ok(u32::MAX)) => return,
+                                Ok(Ok(item)) => taken.lock().unwrap().push(item),
+                                Ok(Err(e)) => panic!("get failed: {e}"),
+                                Err(_) => {}
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for i in 0..n {
+                q.put(i).await.unwrap();
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            // Once the items are all taken, one stop item for each consumer.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while taken.lock().unwrap().len() < n as usize {
+                assert!(Instant::now() < deadline, "{name}: the items were not all taken");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            for _ in 0..consumers.len() {
+                q.put(u32::MAX).await.unwrap();
+            }
+            for c in consumers {
+                c.await.unwrap();
+            }
+            std::mem::take(&mut *taken.lock().unwrap())
+        });
+        let unique: HashSet<u32> = got.iter().copied().collect();
+        assert_eq!(got.len(), n as usize, "{name}: an item was taken twice");
+        assert_eq!(unique, (0..n).collect::<HashSet<_>>(), "{name}: an item was lost");
+        assert_eq!(q.clone().into_blocking().qsize().unwrap(), 0, "{name}: nothing is left behind");
+        drop(q);
+        m.shutdown().unwrap();
+    }
+}
