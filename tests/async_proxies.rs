@@ -413,9 +413,9 @@ fn calls_that_block_in_the_manager_hold_up_no_other_call_on_the_connection() {
     });
 }
 
-/// Off the same-host fast path (a Unix socket with `Transport::Socket`), where an async call
-/// waits for its reply by polling the socket: calls answered at once, calls that wait in the
-/// manager, and gets dropped while they wait lose no item and take none twice.
+/// Off the same-host fast path (a Unix socket with `Transport::Socket`, and TCP loopback), where
+/// an async call waits for its reply by polling the socket: calls answered at once, calls that
+/// wait in the manager, and gets dropped while they wait lose no item and take none twice.
 ///
 /// Ignored: a known stall. Run alone (`cargo test --test async_proxies -- --ignored
 /// async_calls_over`), it passes in 0.2 s in some runs and in others stops making progress
@@ -424,7 +424,10 @@ fn calls_that_block_in_the_manager_hold_up_no_other_call_on_the_connection() {
 #[test]
 #[ignore = "reproduces a known stall of async calls cancelled every 300 µs on a socket connection"]
 fn async_calls_over_a_socket_lose_nothing() {
-    for (name, m) in [("unix socket", SyncManager::new().transport(procman::Transport::Socket).start().unwrap())] {
+    for (name, m) in [
+        ("unix socket", SyncManager::new().transport(procman::Transport::Socket).start().unwrap()),
+        ("tcp loopback", SyncManager::new().address("127.0.0.1:0").start().unwrap()),
+    ] {
         let q = m.queue::<u32>(0).unwrap().into_async();
         let n = 400u32;
         let got = multi_thread(2).block_on(async {
