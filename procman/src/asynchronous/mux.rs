@@ -14,9 +14,10 @@
 //! socket it looks at the socket (`poll(2)` with no timeout), yielding its CPU between looks to
 //! the manager's thread that its write woke (see `Source::wait_for_bytes`), until the reply is
 //! there. Most calls are answered within it, and then an async call costs what a blocking one
-//! does: no thread hand-off, no extra wake-up. A call that is not answered in time (a `get` that waits) registers its waker and returns pending; from
-//! then on the connection's reader thread reads for it, sleeping on the socket (the channel's
-//! doorbell) while anyone waits, and wakes the task when its reply comes. How long a call waits
+//! does: no thread hand-off, no extra wake-up. A call that is not answered in time (a `get`
+//! that waits) registers its waker and returns pending; from then on the connection's reader
+//! thread reads for it, sleeping on the socket (the channel's doorbell) while anyone waits, and
+//! wakes the task when its reply comes. How long a call waits
 //! in place follows how long replies took, as the fast path's spin does (`Spin`, with its
 //! backoff): calls that wait long (gets of an empty queue, a slow remote manager) soon stop
 //! holding their executor thread at all, so it is held for at most 50 µs a call, and mostly
