@@ -55,6 +55,11 @@ const MAX_READING: Duration = Duration::from_micros(200);
 /// The longest the reader thread sleeps before it looks again (see `Channel::sleep_for_bytes`).
 const REPOLL: Duration = Duration::from_millis(10);
 
+/// How often the reader thread, while no call needs it, looks whether the manager closed the
+/// connection: a connection to a manager that stopped is closed (and its thread ends) within
+/// this time, not at the process's next call to it.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+
 /// Where the bytes of the replies arrive, as the readers of a connection wait for them.
 enum Source {
     /// The same-host fast path: the channel's ring, and its socket as doorbell.
@@ -348,16 +353,31 @@ impl Mux {
     /// ends; returns why it ended.
     fn read_replies(&self) -> String {
         loop {
-            {
+            let idle = {
                 let mut state = crate::unpoison::lock(&self.state);
-                while state.background == 0 && state.dead.is_none() {
+                let mut idle = false;
+                while state.background == 0 && state.dead.is_none() && !idle {
                     state.idle = true;
-                    state = crate::unpoison::wait(&self.work, state);
+                    let (s, waited) = crate::unpoison::wait_timeout(&self.work, state, IDLE_LOOK);
+                    state = s;
+                    idle = waited.timed_out() && state.background == 0;
                 }
                 state.idle = false;
                 if let Some(reason) = &state.dead {
                     return reason.clone();
                 }
+                idle
+            };
+            if idle {
+                // Nobody waits: only a manager that closed the connection (or a reply that a
+                // call reading for itself is about to take) leaves bytes to read.
+                if self.source.has_bytes()
+                    && let Some(mut reader) = self.try_reader()
+                    && let Err(reason) = self.read_waiting(&mut reader, None)
+                {
+                    return reason;
+                }
+                continue;
             }
             let mut reader = crate::unpoison::lock(&self.reader);
             if let Err(reason) = self.read_waiting(&mut reader, None) {

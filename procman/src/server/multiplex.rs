@@ -37,7 +37,12 @@
 //!
 //! The calls of one owner run concurrently (a task may `join!` two calls), except after a
 //! cancel: the owner's next calls wait until its cancelled calls have ended, so they see what
-//! the cancelled call left (the lock a cancelled `wait` took back).
+//! the cancelled call left (the lock a cancelled `wait` took back). A call cancelled while it
+//! waits so is not waited for in its turn: it has not started, and ends as soon as it does.
+//!
+//! A connection has at most [`MAX_IN_FLIGHT`] calls in flight (running on workers, or
+//! waiting); a call beyond them is answered with an error at once, not run. The reading never
+//! waits for calls to end: what would end them may come on this very connection.
 
 use super::connection::{Session, send_tagged_reply};
 use super::listen::Core;
@@ -64,8 +69,7 @@ pub(crate) const CONNECTION: u64 = u64::MAX;
 /// The most owners one multiplexed connection may name.
 pub(super) const MAX_OWNERS: usize = 1 << 16;
 
-/// The most calls in flight on one multiplexed connection; more wait for one to finish before
-/// the connection reads on.
+/// The most calls in flight on one multiplexed connection; a call beyond them is refused.
 const MAX_IN_FLIGHT: usize = 1 << 14;
 
 /// The most (object, method) pairs a connection remembers as blocking.
@@ -124,14 +128,33 @@ struct Inline {
 /// The calls in flight (queued or running).
 #[derive(Default)]
 struct Calls {
-    /// By request id: the call's cancel flag and owner.
-    in_flight: FxHashMap<u64, (Arc<Cancel>, u64)>,
+    /// By request id.
+    in_flight: FxHashMap<u64, Flight>,
     /// The owners with cancelled calls still running: how many, and their calls that wait.
     draining: FxHashMap<u64, Draining>,
     /// Threads waiting on `ended`.
     waiters: usize,
 }
 
+/// A call in flight: queued or running.
+struct Flight {
+    cancelled: Arc<Cancel>,
+    owner: u64,
+    /// It waits in its owner's `Draining::queued`: it has not started.
+    queued: bool,
+    /// Its cancel is counted in its owner's `Draining::running`.
+    counted: bool,
+}
+
+impl Flight {
+    fn running(cancelled: Arc<Cancel>, owner: u64) -> Flight {
+        Flight { cancelled, owner, queued: false, counted: false }
+    }
+}
+
+/// An owner's cancelled calls that still run, and the calls it made since, which wait for
+/// them. A queued call that is cancelled in its turn is not counted: it has not started, and
+/// when it starts it ends at once.
 #[derive(Default)]
 struct Draining {
     running: usize,
@@ -276,22 +299,29 @@ impl Mux {
     fn finished(self: &Arc<Self>, id: u64, owner: u64) {
         let (ready, notify) = {
             let mut calls = crate::unpoison::lock(&self.calls);
-            let cancelled = calls.in_flight.remove(&id).is_some_and(|(flag, _)| flag.is_set());
+            let counted = calls.in_flight.remove(&id).is_some_and(|f| f.counted);
             self.any_in_flight.store(!calls.in_flight.is_empty(), Ordering::Relaxed);
             let ready = match calls.draining.get_mut(&owner) {
-                Some(d) if cancelled => {
+                Some(d) if counted => {
                     d.running = d.running.saturating_sub(1);
                     if d.running == 0 { calls.draining.remove(&owner).map(|d| d.queued) } else { None }
                 }
                 _ => None,
             };
+            let ready = ready.unwrap_or_default();
+            // Started from here on: a cancel now is waited for, as any running call's.
+            for job in &ready {
+                if let Some(f) = calls.in_flight.get_mut(&job.id) {
+                    f.queued = false;
+                }
+            }
             self.any_draining.store(!calls.draining.is_empty(), Ordering::Relaxed);
             (ready, calls.waiters > 0)
         };
         if notify {
             self.ended.notify_all();
         }
-        for job in ready.into_iter().flatten() {
+        for job in ready {
             self.start(job, owner);
         }
     }
@@ -322,8 +352,11 @@ impl Mux {
             let (id, owner) = match tag {
                 Tagged::Cancel { id } => {
                     let mut calls = crate::unpoison::lock(&self.calls);
-                    let Some((flag, owner)) = calls.in_flight.get(&id).cloned() else { continue };
-                    if flag.set() {
+                    let Some(f) = calls.in_flight.get_mut(&id) else { continue };
+                    // A queued call is not waited for: it ends as soon as it starts.
+                    if f.cancelled.set() && !f.queued {
+                        f.counted = true;
+                        let owner = f.owner;
                         calls.draining.entry(owner).or_default().running += 1;
                         self.any_draining.store(true, Ordering::Relaxed);
                     }
@@ -387,22 +420,29 @@ impl Mux {
 
     /// Enters `job` among the calls in flight and starts it on a worker, or queues it behind
     /// its owner's cancelled calls. False (the peer told) when its id is in flight already.
+    ///
+    /// A call beyond [`MAX_IN_FLIGHT`] is answered at once with an error, and not run: the
+    /// reading does not wait for calls in flight to end, since the calls that would end them
+    /// (the `put` a pending `get` waits for, a `Cancel`) may come on this very connection.
     fn enqueue(self: &Arc<Self>, job: Job, owner: u64, cancelled: Arc<Cancel>) -> bool {
         let mut calls = crate::unpoison::lock(&self.calls);
-        if calls.in_flight.len() >= MAX_IN_FLIGHT {
-            calls.waiters += 1;
-            while calls.in_flight.len() >= MAX_IN_FLIGHT {
-                calls = crate::unpoison::wait(&self.ended, calls);
-            }
-            calls.waiters -= 1;
-        }
         let id = job.id;
-        self.any_in_flight.store(true, Ordering::Relaxed);
-        if calls.in_flight.insert(id, (cancelled, owner)).is_some() {
+        if calls.in_flight.contains_key(&id) {
             drop(calls);
             self.fail(self.core.refusal(&self.peer, format!("request id {id} is already in flight")));
             return false;
         }
+        if calls.in_flight.len() >= MAX_IN_FLIGHT {
+            drop(calls);
+            let refused = self
+                .core
+                .protocol(format!("more than {MAX_IN_FLIGHT} calls in flight on one connection: this one was not run"));
+            let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, Err(refused));
+            return true;
+        }
+        self.any_in_flight.store(true, Ordering::Relaxed);
+        let queued = calls.draining.contains_key(&owner);
+        calls.in_flight.insert(id, Flight { cancelled, owner, queued, counted: false });
         if let Some(d) = calls.draining.get_mut(&owner) {
             d.queued.push(job);
             return true;
@@ -431,8 +471,8 @@ impl Mux {
     /// locks were released, then hands the owners to the connection's thread.
     fn close(&self, owners: Vec<Caller>) {
         let mut calls = crate::unpoison::lock(&self.calls);
-        for (flag, _) in calls.in_flight.values() {
-            flag.set();
+        for f in calls.in_flight.values() {
+            f.cancelled.set();
         }
         calls.waiters += 1;
         while !calls.in_flight.is_empty() {
@@ -449,7 +489,7 @@ impl Mux {
         let Some(mut reading) = crate::unpoison::lock(&self.reading).take() else { return };
         if let Some(Inline { key, id, owner, cancelled }) = reading.inline.take() {
             // The call goes on running on the thread that read it, now in flight like any.
-            crate::unpoison::lock(&self.calls).in_flight.insert(id, (cancelled, owner));
+            crate::unpoison::lock(&self.calls).in_flight.insert(id, Flight::running(cancelled, owner));
             self.any_in_flight.store(true, Ordering::Relaxed);
             if let Some(k) = key {
                 self.block(k);
