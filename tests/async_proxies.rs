@@ -18,6 +18,15 @@ fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
 }
 
+/// A manager on the same-host fast path and one on a Unix socket (`Transport::Socket`), where
+/// async calls wait for their replies in two different ways.
+fn both_transports() -> [(&'static str, SyncManager); 2] {
+    [
+        ("fast path", SyncManager::new().start().unwrap()),
+        ("unix socket", SyncManager::new().transport(procman::Transport::Socket).start().unwrap()),
+    ]
+}
+
 /// The threads of this process, from `/proc`.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -124,104 +133,106 @@ impl Lcg {
 
 #[test]
 fn gets_dropped_at_random_moments_lose_no_item_and_take_none_twice() {
-    let m = SyncManager::new().start().unwrap();
-    let q = m.queue::<u32>(0).unwrap().into_async();
-    let n = 1000u32;
-    let rt = multi_thread(2);
-    let (received, left) = rt.block_on(async {
-        let mut rng = Lcg(7);
-        // Half the getters give up after a random short delay; the other half keep getting.
-        let quitters: Vec<_> = (0..n)
-            .map(|_| {
+    for (name, m) in both_transports() {
+        let q = m.queue::<u32>(0).unwrap().into_async();
+        let n = 1000u32;
+        let rt = multi_thread(2);
+        let (received, left) = rt.block_on(async {
+            let mut rng = Lcg(7);
+            // Half the getters give up after a random short delay; the other half keep getting.
+            let quitters: Vec<_> = (0..n)
+                .map(|_| {
+                    let q = q.clone();
+                    let delay = Duration::from_micros(rng.next() % 20_000);
+                    tokio::spawn(async move { tokio::time::timeout(delay, q.get()).await.ok().map(|r| r.unwrap()) })
+                })
+                .collect();
+            let producer = {
                 let q = q.clone();
-                let delay = Duration::from_micros(rng.next() % 20_000);
-                tokio::spawn(async move { tokio::time::timeout(delay, q.get()).await.ok().map(|r| r.unwrap()) })
-            })
-            .collect();
-        let producer = {
-            let q = q.clone();
-            tokio::spawn(async move {
-                for i in 0..n {
-                    q.put(i).await.unwrap();
-                    if i % 50 == 0 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        q.put(i).await.unwrap();
+                        if i % 50 == 0 {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
                     }
-                }
-            })
-        };
-        let mut received = Vec::new();
-        for t in quitters {
-            received.extend(t.await.unwrap());
-        }
-        producer.await.unwrap();
-        // What the quitters did not take is in the queue (put back, or never taken).
-        let mut left = Vec::new();
-        while let Ok(item) = tokio::time::timeout(Duration::from_secs(5), q.get_nowait()).await.unwrap() {
-            left.push(item);
-        }
-        (received, left)
-    });
-    let mut all: Vec<u32> = received.iter().chain(&left).copied().collect();
-    all.sort_unstable();
-    assert_eq!(
-        all,
-        (0..n).collect::<Vec<_>>(),
-        "every item exactly once: {} received, {} left",
-        received.len(),
-        left.len()
-    );
-    drop(q);
-    m.shutdown().unwrap();
+                })
+            };
+            let mut received = Vec::new();
+            for t in quitters {
+                received.extend(t.await.unwrap());
+            }
+            producer.await.unwrap();
+            // What the quitters did not take is in the queue (put back, or never taken).
+            let mut left = Vec::new();
+            while let Ok(item) = tokio::time::timeout(Duration::from_secs(5), q.get_nowait()).await.unwrap() {
+                left.push(item);
+            }
+            (received, left)
+        });
+        let mut all: Vec<u32> = received.iter().chain(&left).copied().collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..n).collect::<Vec<_>>(),
+            "{name}: every item exactly once: {} received, {} left",
+            received.len(),
+            left.len()
+        );
+        drop(q);
+        m.shutdown().unwrap();
+    }
 }
 
 #[test]
 fn dropped_acquires_leave_the_lock_acquirable() {
-    let m = SyncManager::new().start().unwrap();
-    let lock = m.lock().unwrap().into_async();
-    let sem = m.semaphore(1).unwrap().into_async();
-    let rt = multi_thread(2);
-    rt.block_on(async {
-        assert!(lock.acquire(true, None).await.unwrap());
-        assert!(sem.acquire(true, None).await.unwrap());
-        // Waiters that give up while it is held, and some that give up about when it is freed.
-        let mut waiters = Vec::new();
-        for i in 0..50u64 {
-            let (lock, sem) = (lock.clone(), sem.clone());
-            waiters.push(tokio::spawn(async move {
-                let d = Duration::from_millis(5 + i % 20);
-                // One that gets it in time gives it back; one whose timeout wins is dropped.
-                if let Ok(acquired) = tokio::time::timeout(d, lock.acquire(true, None)).await
-                    && acquired.unwrap()
-                {
-                    lock.release().await.unwrap();
-                }
-                if let Ok(acquired) = tokio::time::timeout(d, sem.acquire(true, None)).await
-                    && acquired.unwrap()
-                {
-                    sem.release().await.unwrap();
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(12)).await;
-        lock.release().await.unwrap();
-        sem.release().await.unwrap();
-        for w in waiters {
-            w.await.unwrap();
-        }
-        // The timeouts that won after the lock was taken had it released again for them.
-        let end = Instant::now() + Duration::from_secs(5);
-        while !(lock.acquire(false, None).await.unwrap()) {
-            assert!(Instant::now() < end, "a dropped acquire kept the lock");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        lock.release().await.unwrap();
-        while sem.value().await.unwrap() != 1 {
-            assert!(Instant::now() < end, "a dropped acquire kept a permit");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    drop((lock, sem));
-    m.shutdown().unwrap();
+    for (name, m) in both_transports() {
+        let lock = m.lock().unwrap().into_async();
+        let sem = m.semaphore(1).unwrap().into_async();
+        let rt = multi_thread(2);
+        rt.block_on(async {
+            assert!(lock.acquire(true, None).await.unwrap());
+            assert!(sem.acquire(true, None).await.unwrap());
+            // Waiters that give up while it is held, and some that give up about when it is freed.
+            let mut waiters = Vec::new();
+            for i in 0..50u64 {
+                let (lock, sem) = (lock.clone(), sem.clone());
+                waiters.push(tokio::spawn(async move {
+                    let d = Duration::from_millis(5 + i % 20);
+                    // One that gets it in time gives it back; one whose timeout wins is dropped.
+                    if let Ok(acquired) = tokio::time::timeout(d, lock.acquire(true, None)).await
+                        && acquired.unwrap()
+                    {
+                        lock.release().await.unwrap();
+                    }
+                    if let Ok(acquired) = tokio::time::timeout(d, sem.acquire(true, None)).await
+                        && acquired.unwrap()
+                    {
+                        sem.release().await.unwrap();
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(12)).await;
+            lock.release().await.unwrap();
+            sem.release().await.unwrap();
+            for w in waiters {
+                w.await.unwrap();
+            }
+            // The timeouts that won after the lock was taken had it released again for them.
+            let end = Instant::now() + Duration::from_secs(5);
+            while !(lock.acquire(false, None).await.unwrap()) {
+                assert!(Instant::now() < end, "{name}: a dropped acquire kept the lock");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            lock.release().await.unwrap();
+            while sem.value().await.unwrap() != 1 {
+                assert!(Instant::now() < end, "{name}: a dropped acquire kept a permit");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        drop((lock, sem));
+        m.shutdown().unwrap();
+    }
 }
 
 #[test]
