@@ -136,7 +136,10 @@ impl Stream {
         let _ = match &self.0 {
             Backend::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Backend::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-            Backend::Shm(c) => c.socket().shutdown(std::net::Shutdown::Both),
+            Backend::Shm(c) => {
+                c.shutdown(std::net::Shutdown::Both);
+                Ok(())
+            }
         };
     }
 
@@ -147,7 +150,10 @@ impl Stream {
         let _ = match &self.0 {
             Backend::Tcp(s) => s.shutdown(std::net::Shutdown::Read),
             Backend::Unix(s) => s.shutdown(std::net::Shutdown::Read),
-            Backend::Shm(c) => c.socket().shutdown(std::net::Shutdown::Read),
+            Backend::Shm(c) => {
+                c.shutdown(std::net::Shutdown::Read);
+                Ok(())
+            }
         };
     }
 

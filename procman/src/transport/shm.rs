@@ -11,37 +11,44 @@
 //! # Layout
 //!
 //! One header page, then two rings of [`RING`] bytes: ring 0 carries the client's bytes to the
-//! server, ring 1 the server's to the client. Each ring has four words in the header, each on a
-//! cache line of its own: `tail` (bytes written, advanced by the producer), `head` (bytes read,
-//! advanced by the consumer), and two flags, "the consumer sleeps" and "the producer sleeps". A
-//! frame larger than a ring streams through it: the producer writes as much as is free, the
-//! consumer reads what is there, and each wakes the other as space or bytes appear. Each read
-//! and write moves at most a quarter of the ring before it publishes its position, so the two
-//! sides copy at the same time (the producer the next quarter while the consumer copies the
-//! last) instead of in turns, and what is in flight stays in the caches. The producer
-//! remembers the consumer's `head` as it last read it and reads it again only when the space
-//! it knows of does not suffice, so a small frame costs one cache line of the peer's (`tail`)
-//! and the line of its bytes each way.
+//! server, ring 1 the server's to the client. Each ring has, in the header and each on a cache
+//! line of its own, `head` (bytes read, advanced by the consumer) and two flags, "the consumer
+//! sleeps" and "the producer sleeps".
+//!
+//! A ring holds records, each starting on a cache line: a commit word, the body's length, then
+//! the body (each `write` is one record, at most a quarter of the ring). The producer writes
+//! the body and the length, then the commit word with release ordering; the consumer polls the
+//! commit word where the next record starts. So a small frame costs one cache line each way,
+//! the same line that tells it arrived, where a separate `tail` word would cost two (the
+//! scheme of Aeron's log buffers). The commit word is the record's position mixed with a
+//! random secret of the channel, so the bytes a lap earlier left there (a payload, which an
+//! outsider may choose) never pass for a record. A frame larger than a record streams through
+//! in quarters: the producer writes as much as is free, the consumer reads what is there and
+//! releases each record as it finishes it, so the two sides copy at the same time and what
+//! is in flight stays in the caches. The producer remembers the consumer's `head` as it last
+//! read it and reads it again only when the space it knows of does not suffice.
 //!
 //! # Waiting: spin, then sleep
 //!
 //! A side that finds nothing to read (or no space to write) spins for a short, bounded time,
 //! re-reading the ring; most proxy calls are answered within it, without a system call on either
-//! side. Then it raises its sleeping flag, checks the ring once more, and sleeps in `poll(2)` on
-//! the socket. A side that publishes bytes (or frees space) checks the peer's flag after a full
-//! fence and, if it is raised, writes one byte to the socket: the doorbell. The flag, the fence
-//! and the re-check make a lost wake-up impossible between one sleeper and its peer. Several
-//! threads of one side can sleep on the same socket at once (an async connection's writer and
-//! its reader thread), and the one that wakes drains the doorbell, which may have been rung for
-//! another: so no sleep lasts longer than 50 ms (`LONGEST_SLEEP_MS`) before it looks at the
-//! ring again, and a doorbell taken by the wrong thread is a short delay, never a hang.
+//! side. Then it raises its sleeping flag, checks the ring once more, and sleeps in `FUTEX_WAIT`
+//! on the flag. A side that publishes bytes (or frees space) checks the peer's flag after a
+//! full fence and, if it is raised, lowers it and wakes every sleeper on it (`FUTEX_WAKE`): the
+//! doorbell. The flag, the fence and the re-check make a lost wake-up impossible. A futex, not
+//! a byte on the socket: a futex wake is one system call on each side where a socket's is
+//! three, it wakes every thread of the side that sleeps on the flag (an async connection's
+//! reader thread and a caller may both), and it does not tell the scheduler to run the woken
+//! thread on the waker's core, which a socket write does: with the waker spinning there
+//! afterwards, both ended up sharing one core and each call cost a slice.
 //!
 //! The spin budget adapts (see [`Spin`]): it is set from how long the recent waits took, so a
 //! peer that answers fast is waited for by spinning and a slow one (a thread among many more
 //! runnable threads than cores, a blocked `get`) by sleeping at once; no more threads of a
-//! process spin at a time than it has cores, and a machine with one core never spins. A wait
-//! that goes to sleep costs what a socket round trip costs; a thread blocked in a call for an
-//! hour uses next to no CPU after its spin (a look at the ring 20 times a second).
+//! process spin at a time than it has cores, a spin gives its core away every few microseconds
+//! (`sched_yield`, for a peer queued behind it), and a machine with one core never spins. A
+//! wait that goes to sleep costs what a socket round trip costs; a thread blocked in a call
+//! for an hour uses next to no CPU after its spin (a look at the socket ten times a second).
 //!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
@@ -54,15 +61,19 @@
 //!
 //! # Liveness
 //!
-//! A peer that dies closes the socket. A sleeping side wakes with end-of-stream; a spinning side
-//! finds it at its next check (the spin is short; a long one checks the socket as it goes). The
-//! bytes the peer wrote before it ended (a stopping server's goodbye) are still read first.
+//! The socket stays open beside the channel and tells whether the peer is there. A side that
+//! drops its channel shuts the socket down and wakes the peer's sleepers, which find the end
+//! at once; a peer that dies without a word cannot ring, so every sleep lasts at most 100 ms
+//! before it looks at the socket (`poll` with no wait), and a spinning side looks as it
+//! goes. The bytes the peer wrote before it ended (a stopping server's goodbye) are still read
+//! first.
 //!
 //! # Trust
 //!
 //! The peer can write the mapping at any time. Each side keeps its own copy of the positions it
-//! owns and only reads the peer's: a position that claims more bytes (or more free space) than
-//! the ring holds is an error that closes the connection. Bytes are copied out of the ring
+//! owns and only reads the peer's: a record longer than the ring, or a read position that claims
+//! more free space than was written, is an error that closes the connection. Bytes are copied
+//! out of the ring
 //! before anything decodes them, so a peer that changes them meanwhile produces at worst a frame
 //! that fails to decode, which closes its connection as any bad frame does. The memfd is created
 //! by the server and its size is sealed; the client checks the seals, the size and the header
@@ -70,8 +81,8 @@
 //!
 //! Why by hand: the crates of this field (iceoryx2, ipc-channel, shared_memory) bring their own
 //! process model and service discovery, and none offers a byte channel that keeps a socket as
-//! its doorbell and liveness signal, which is what lets everything above this file stay as it
-//! is.
+//! its liveness signal beside a futex doorbell, which is what lets everything above this file
+//! stay as it is.
 
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::File;
@@ -89,9 +100,23 @@ pub(crate) const RING: usize = 128 * 1024;
 const HEADER: usize = 4096;
 /// Each position and flag is alone on its cache line (two lines, for adjacent-line prefetch).
 const LINE: usize = 128;
-const MAGIC: u64 = u64::from_le_bytes(*b"procmsh1");
+const MAGIC: u64 = u64::from_le_bytes(*b"procmsh2");
 const MAGIC_AT: usize = 8 * LINE;
 const RING_AT: usize = MAGIC_AT + 8;
+const SECRET_AT: usize = RING_AT + 8;
+
+/// Each record starts on its own cache line, so that a small frame, its length and its commit
+/// word arrive in one line.
+const RECORD_ALIGN: usize = 64;
+/// A record's header: its commit word, then its body's length.
+const RECORD_HEADER: usize = 16;
+/// `rx_len` before the header of the record being read was read.
+const UNSEEN: u64 = u64::MAX;
+
+/// The bytes a record of `len` body bytes takes in its ring.
+fn record_size(len: u64) -> u64 {
+    (RECORD_HEADER as u64 + len).next_multiple_of(RECORD_ALIGN as u64)
+}
 
 /// The smallest and largest ring a client accepts from a server.
 const MIN_RING: usize = 4096;
@@ -116,9 +141,17 @@ pub(crate) struct Channel {
     socket: UnixStream,
     rx: usize,
     tx: usize,
-    /// This side's own copies of the positions it advances; the shared ones are only written.
+    /// This side's own positions: the start of the record being read (the shared `head` is
+    /// only written), and where the next record goes.
     rx_head: AtomicU64,
     tx_tail: AtomicU64,
+    /// Bytes of the record at `rx_head` already read, and its body length once its header
+    /// was read (`UNSEEN` before).
+    rx_off: AtomicU64,
+    rx_len: AtomicU64,
+    /// What the commit words of this channel's records are made with (see
+    /// [`commit`](Self::commit)).
+    secret: u64,
     /// The peer's read position in the sending ring as last loaded: space up to it is known
     /// free without touching the peer's cache line again (reloaded only when it does not
     /// suffice).
@@ -135,6 +168,9 @@ pub(crate) struct Channel {
     /// The last read gave its caller fewer bytes than it asked for: the caller is inside a
     /// frame, so the peer is writing the rest of it, and the next wait is part of a stream.
     rx_partial: AtomicBool,
+    /// The last write rang the doorbell: the peer was asleep, so the wait for its answer
+    /// includes its waking up, which says nothing of how soon an awake peer answers.
+    woke_peer: AtomicBool,
 }
 
 /// Why a wait ended.
@@ -151,9 +187,12 @@ impl Channel {
         let len = HEADER + 2 * RING;
         let file = memfd(len)?;
         let map = MmapOptions::new().len(len).map_raw(&file)?;
-        let channel = Channel::new(map, RING, socket, Side::Server);
+        let mut secret = [0u8; 8];
+        getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+        let channel = Channel::new(map, RING, socket, Side::Server, u64::from_le_bytes(secret));
         channel.word(MAGIC_AT).store(MAGIC, Ordering::Relaxed);
         channel.word(RING_AT).store(RING as u64, Ordering::Relaxed);
+        channel.word(SECRET_AT).store(channel.secret, Ordering::Relaxed);
         Ok((channel, file.into()))
     }
 
@@ -177,7 +216,10 @@ impl Channel {
             return Err(bad("has the wrong size"));
         }
         let map = MmapOptions::new().len(len).map_raw(&file)?;
-        let channel = Channel::new(map, ring, socket, Side::Client);
+        // SAFETY: the header page is inside the mapping just made and page-aligned; the word is
+        // read atomically (the server wrote it before it passed the descriptor).
+        let secret = unsafe { &*map.as_mut_ptr().add(SECRET_AT).cast::<AtomicU64>() }.load(Ordering::Relaxed);
+        let channel = Channel::new(map, ring, socket, Side::Client, secret);
         if channel.word(MAGIC_AT).load(Ordering::Relaxed) != MAGIC
             || channel.word(RING_AT).load(Ordering::Relaxed) != ring as u64
         {
@@ -186,7 +228,7 @@ impl Channel {
         Ok(channel)
     }
 
-    fn new(map: MmapRaw, ring: usize, socket: UnixStream, side: Side) -> Channel {
+    fn new(map: MmapRaw, ring: usize, socket: UnixStream, side: Side, secret: u64) -> Channel {
         let (rx, tx) = match side {
             Side::Client => (SERVER_TO_CLIENT, CLIENT_TO_SERVER),
             Side::Server => (CLIENT_TO_SERVER, SERVER_TO_CLIENT),
@@ -199,6 +241,9 @@ impl Channel {
             tx,
             rx_head: AtomicU64::new(0),
             tx_tail: AtomicU64::new(0),
+            rx_off: AtomicU64::new(0),
+            rx_len: AtomicU64::new(UNSEEN),
+            secret,
             tx_head_seen: AtomicU64::new(0),
             gone: AtomicBool::new(false),
             read_timeout: AtomicU64::new(u64::MAX),
@@ -206,6 +251,7 @@ impl Channel {
             spin: Spin::new(),
             stream_spin: Spin::streaming(),
             rx_partial: AtomicBool::new(false),
+            woke_peer: AtomicBool::new(false),
         }
     }
 
@@ -232,19 +278,25 @@ impl Channel {
         unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU64>() }
     }
 
-    fn tail(&self, ring: usize) -> &AtomicU64 {
-        self.word(ring * 4 * LINE)
-    }
     fn head(&self, ring: usize) -> &AtomicU64 {
         self.word(ring * 4 * LINE + LINE)
     }
-    /// Raised while the consumer of `ring` sleeps waiting for bytes.
-    fn reader_asleep(&self, ring: usize) -> &AtomicU64 {
-        self.word(ring * 4 * LINE + 2 * LINE)
+    /// Raised while the consumer of `ring` sleeps waiting for bytes; the futex it sleeps on.
+    fn reader_asleep(&self, ring: usize) -> &AtomicU32 {
+        self.flag(ring * 4 * LINE + 2 * LINE)
     }
-    /// Raised while the producer of `ring` sleeps waiting for space.
-    fn writer_asleep(&self, ring: usize) -> &AtomicU64 {
-        self.word(ring * 4 * LINE + 3 * LINE)
+    /// Raised while the producer of `ring` sleeps waiting for space; the futex it sleeps on.
+    fn writer_asleep(&self, ring: usize) -> &AtomicU32 {
+        self.flag(ring * 4 * LINE + 3 * LINE)
+    }
+
+    /// The shared 32-bit flag at `off` in the header.
+    fn flag(&self, off: usize) -> &AtomicU32 {
+        assert!(off + 4 <= HEADER && off.is_multiple_of(8));
+        // SAFETY: as for `word`: inside the header page, aligned, and only accessed atomically
+        // (by this process, by the peer, and by the kernel's futex calls, which read it
+        // atomically).
+        unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU32>() }
     }
 
     fn ring_base(&self, ring: usize) -> *mut u8 {
@@ -252,24 +304,80 @@ impl Channel {
         unsafe { self.map.as_mut_ptr().add(HEADER + ring * self.ring) }
     }
 
-    /// Bytes ready in the receiving ring, or an error when the peer's position is impossible.
-    fn readable(&self) -> io::Result<usize> {
-        let tail = self.tail(self.rx).load(Ordering::Acquire);
-        let n = tail.wrapping_sub(self.rx_head.load(Ordering::Relaxed));
-        if n > self.ring as u64 {
-            return Err(broken("claims more bytes than the ring holds"));
-        }
-        Ok(n as usize)
+    /// The shared word at `pos` (an absolute position, a multiple of 8) of ring `ring`.
+    fn ring_word(&self, ring: usize, pos: u64) -> &AtomicU64 {
+        let at = (pos % self.ring as u64) as usize;
+        debug_assert!(at.is_multiple_of(8));
+        // SAFETY: `at + 8 <= ring` (the ring's size is a multiple of 8 and `at` is one too), so
+        // the word lies inside ring `ring` of the mapping, which lives as long as `self` and whose
+        // size is sealed; it is 8-byte aligned (the mapping is page-aligned). The peer may write
+        // it at any time: here it is only accessed atomically, and the bytes a plain copy moved
+        // there earlier (the body of a record a lap ago) are just as good a `u64`.
+        unsafe { &*self.ring_base(ring).add(at).cast::<AtomicU64>() }
     }
 
-    /// Bytes a read takes without waiting (0 when the peer's position is impossible: the read
+    /// The commit word of a record at `pos`: what no stale byte of an earlier lap holds unless
+    /// it guessed the channel's secret.
+    fn commit(&self, pos: u64) -> u64 {
+        self.secret ^ pos
+    }
+
+    /// The body length of the record at `pos` of the receiving ring, if the peer has committed
+    /// one there; an error when its length is impossible.
+    fn record_at(&self, pos: u64) -> io::Result<Option<u64>> {
+        if self.ring_word(self.rx, pos).load(Ordering::Acquire) != self.commit(pos) {
+            return Ok(None);
+        }
+        let len = self.ring_word(self.rx, pos + 8).load(Ordering::Relaxed);
+        if len == 0 || len > (self.ring - RECORD_HEADER) as u64 {
+            return Err(broken("claims a record longer than the ring"));
+        }
+        Ok(Some(len))
+    }
+
+    /// The body length of the record being read (`UNSEEN` when its header has not been
+    /// read yet), found now if it was not.
+    fn current(&self) -> io::Result<Option<u64>> {
+        let len = self.rx_len.load(Ordering::Relaxed);
+        if len != UNSEEN {
+            return Ok(Some(len));
+        }
+        let Some(len) = self.record_at(self.rx_head.load(Ordering::Relaxed))? else { return Ok(None) };
+        self.rx_len.store(len, Ordering::Relaxed);
+        Ok(Some(len))
+    }
+
+    /// Bytes ready in the receiving ring, up to `enough`: the rest of the record being read,
+    /// and then those of the records committed after it. An error when the peer's records
+    /// are impossible.
+    fn readable(&self, enough: usize) -> io::Result<usize> {
+        let Some(len) = self.current()? else { return Ok(0) };
+        let mut n = (len - self.rx_off.load(Ordering::Relaxed)) as usize;
+        let mut pos = self.rx_head.load(Ordering::Relaxed) + record_size(len);
+        // Bounded: at most a ring's worth of records.
+        for _ in 0..self.ring / RECORD_ALIGN {
+            if n >= enough {
+                break;
+            }
+            match self.record_at(pos)? {
+                Some(len) => {
+                    n += len as usize;
+                    pos += record_size(len);
+                }
+                None => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Bytes a read takes without waiting (0 when the peer's records are impossible: the read
     /// finds it).
     pub(crate) fn available(&self) -> usize {
-        self.readable().unwrap_or(0)
+        self.readable(usize::MAX).unwrap_or(0)
     }
 
-    /// Free bytes in the sending ring (at least `want` if there are, else all there are), or an
-    /// error when the peer's position is impossible.
+    /// Free bytes in the sending ring (at least `want` if there are, else all there are), a
+    /// multiple of [`RECORD_ALIGN`]; an error when the peer's position is impossible.
     fn writable(&self, want: usize) -> io::Result<usize> {
         let tail = self.tx_tail.load(Ordering::Relaxed);
         let seen = self.tx_head_seen.load(Ordering::Relaxed);
@@ -279,12 +387,11 @@ impl Channel {
             return Ok(free);
         }
         let head = self.head(self.tx).load(Ordering::Acquire);
-        let used = tail.wrapping_sub(head);
-        if used > self.ring as u64 || head.wrapping_sub(seen) > self.ring as u64 {
+        if head.wrapping_sub(seen) > tail.wrapping_sub(seen) || !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(broken("claims to have read bytes never written"));
         }
         self.tx_head_seen.store(head, Ordering::Relaxed);
-        Ok(self.ring - used as usize)
+        Ok(self.ring - tail.wrapping_sub(head) as usize)
     }
 
     /// Reads what is there (at least one byte), waiting for it as the module docs say. `Ok(0)`:
@@ -293,77 +400,108 @@ impl Channel {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut n = self.readable()?;
-        if n == 0 {
+        if self.current()?.is_none() {
             let timeout = duration(self.read_timeout.load(Ordering::Relaxed));
             let streaming = self.rx_partial.load(Ordering::Relaxed);
-            match self.wait(|c| Ok(c.readable()? > 0), self.reader_asleep(self.rx), timeout, streaming)? {
-                Waited::Ready => n = self.readable()?,
+            match self.wait(|c| Ok(c.current()?.is_some()), self.reader_asleep(self.rx), timeout, streaming)? {
+                Waited::Ready => {}
                 Waited::Gone => return Ok(0),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no bytes in time")),
             }
         }
-        let n = n.min(buf.len()).min(self.chunk());
+        let n = self.take(buf)?;
         self.rx_partial.store(n < buf.len(), Ordering::Relaxed);
-        let head = self.rx_head.load(Ordering::Relaxed);
-        let at = (head % self.ring as u64) as usize;
-        let first = n.min(self.ring - at);
-        let base = self.ring_base(self.rx);
-        // SAFETY: `at + first <= ring` and `n - first <= ring`, so both source ranges lie inside
-        // ring `rx`; `buf` holds `n` bytes and is private memory, so the ranges do not overlap.
-        // The peer may write these bytes meanwhile (a well-behaved one never writes bytes it has
-        // published and we have not read): they are copied as plain bytes, no reference to the
-        // shared memory is made, and what they say is checked after the copy by the decoders.
-        unsafe {
-            std::ptr::copy_nonoverlapping(base.add(at), buf.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, buf.as_mut_ptr().add(first), n - first);
-        }
-        let head = head.wrapping_add(n as u64);
-        self.rx_head.store(head, Ordering::Relaxed);
-        self.head(self.rx).store(head, Ordering::Release);
-        self.doorbell(self.writer_asleep(self.rx));
         Ok(n)
     }
 
-    /// Writes as much of `parts` (in order) as there is space for, at least one byte, waiting
-    /// for space as the module docs say.
+    /// Copies what the committed records hold into `buf`, up to a quarter of the ring, and
+    /// releases the records it read to the end.
+    fn take(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut head = self.rx_head.load(Ordering::Relaxed);
+        let mut off = self.rx_off.load(Ordering::Relaxed);
+        let limit = buf.len().min(self.chunk());
+        let base = self.ring_base(self.rx);
+        let mut n = 0;
+        let mut released = false;
+        while n < limit {
+            let Some(len) = self.current()? else { break };
+            let k = ((len - off) as usize).min(limit - n);
+            let at = ((head + RECORD_HEADER as u64 + off) % self.ring as u64) as usize;
+            let first = k.min(self.ring - at);
+            // SAFETY: `at + first <= ring` and `k - first <= ring`, so both source ranges lie
+            // inside ring `rx`; `buf[n..n + k]` is private memory, so the ranges do not overlap.
+            // The peer may write these bytes meanwhile (a well-behaved one never writes a
+            // record it has committed and we have not released): they are copied as plain
+            // bytes, no reference to the shared memory is made, and what they say is checked
+            // after the copy by the decoders.
+            unsafe {
+                std::ptr::copy_nonoverlapping(base.add(at), buf.as_mut_ptr().add(n), first);
+                std::ptr::copy_nonoverlapping(base, buf.as_mut_ptr().add(n + first), k - first);
+            }
+            n += k;
+            off += k as u64;
+            if off == len {
+                head = head.wrapping_add(record_size(len));
+                off = 0;
+                released = true;
+                self.rx_head.store(head, Ordering::Relaxed);
+                self.rx_len.store(UNSEEN, Ordering::Relaxed);
+            }
+        }
+        self.rx_off.store(off, Ordering::Relaxed);
+        if released {
+            self.head(self.rx).store(head, Ordering::Release);
+            self.doorbell(self.writer_asleep(self.rx));
+        }
+        Ok(n)
+    }
+
+    /// Writes as much of `parts` (in order) as there is space for, at least one byte, as one
+    /// record, waiting for space as the module docs say.
     pub(crate) fn write(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total == 0 {
             return Ok(0);
         }
-        let mut space = self.writable(total)?;
+        let want = (record_size(total as u64) as usize).min(self.chunk());
+        let mut space = self.writable(want)?;
         if space == 0 {
             // A full ring: the consumer is reading (or will read) what fills it, so this wait
             // is part of a stream.
             let timeout = duration(self.write_timeout.load(Ordering::Relaxed));
-            match self.wait(|c| Ok(c.writable(1)? > 0), self.writer_asleep(self.tx), timeout, true)? {
-                Waited::Ready => space = self.writable(1)?,
+            match self.wait(|c| Ok(c.writable(want)? > 0), self.writer_asleep(self.tx), timeout, true)? {
+                Waited::Ready => space = self.writable(want)?,
                 Waited::Gone => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the peer closed the channel")),
                 Waited::TimedOut => return Err(io::Error::new(io::ErrorKind::WouldBlock, "no space in time")),
             }
         }
-        let space = space.min(self.chunk());
+        // `space` is a multiple of the alignment, at least one: room for a header and a byte.
+        let room = space.min(self.chunk()) - RECORD_HEADER;
         let tail = self.tx_tail.load(Ordering::Relaxed);
         let base = self.ring_base(self.tx);
-        let mut at = (tail % self.ring as u64) as usize;
+        let mut at = ((tail + RECORD_HEADER as u64) % self.ring as u64) as usize;
         let mut written = 0;
         for part in parts {
             let mut part: &[u8] = part;
-            while !part.is_empty() && written < space {
-                let n = part.len().min(space - written).min(self.ring - at);
+            while !part.is_empty() && written < room {
+                let n = part.len().min(room - written).min(self.ring - at);
                 // SAFETY: `at + n <= ring`, so the destination lies inside ring `tx`, in bytes
-                // the consumer has released (`n <= space`); `part` is private memory.
+                // the consumer has released (`written + n <= room`, the record fits the free
+                // space); `part` is private memory.
                 unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), base.add(at), n) };
                 written += n;
                 part = &part[n..];
                 at = (at + n) % self.ring;
             }
         }
-        let tail = tail.wrapping_add(written as u64);
-        self.tx_tail.store(tail, Ordering::Relaxed);
-        self.tail(self.tx).store(tail, Ordering::Release);
-        self.doorbell(self.reader_asleep(self.tx));
+        self.ring_word(self.tx, tail + 8).store(written as u64, Ordering::Relaxed);
+        // The commit, last: the body and the length are visible to whoever sees it.
+        self.ring_word(self.tx, tail).store(self.commit(tail), Ordering::Release);
+        self.tx_tail.store(tail.wrapping_add(record_size(written as u64)), Ordering::Relaxed);
+        let rang = self.doorbell(self.reader_asleep(self.tx));
+        if rang != self.woke_peer.load(Ordering::Relaxed) {
+            self.woke_peer.store(rang, Ordering::Relaxed);
+        }
         Ok(written)
     }
 
@@ -389,18 +527,14 @@ impl Channel {
     /// Wakes the peer if `flag` says it sleeps: one byte on the socket. The fence orders the
     /// position just published before the read of the flag (the sleeper orders its flag before
     /// its last look at the position), so either the sleeper sees the position or this sees
-    /// the flag.
-    fn doorbell(&self, flag: &AtomicU64) {
+    /// the flag. True when it rang.
+    fn doorbell(&self, flag: &AtomicU32) -> bool {
         fence(Ordering::SeqCst);
-        if flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0 {
-            // A full socket buffer already holds a doorbell; a closed socket is found by the
-            // waits.
-            // SAFETY: send(2) of one byte from a live stack buffer on a descriptor `self` owns;
-            // MSG_DONTWAIT keeps it from blocking and MSG_NOSIGNAL from raising SIGPIPE.
-            unsafe {
-                libc::send(self.socket.as_raw_fd(), [1u8].as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-            }
+        let asleep = flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0;
+        if asleep {
+            futex_wake(flag);
         }
+        asleep
     }
 
     /// The most bytes one read or write moves before it publishes its position: a quarter of
@@ -417,7 +551,7 @@ impl Channel {
     fn wait(
         &self,
         ready: impl Fn(&Channel) -> io::Result<bool>,
-        asleep: &AtomicU64,
+        asleep: &AtomicU32,
         timeout: Option<Duration>,
         streaming: bool,
     ) -> io::Result<Waited> {
@@ -435,10 +569,12 @@ impl Channel {
         }
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
+        let mut spun_out = false;
         if !budget.is_zero()
             && let Some(_spinning) = Spinning::enter()
         {
             let mut rounds = 0u32;
+            let mut yielded = start;
             loop {
                 for _ in 0..SPIN_BATCH {
                     if ready(self)? {
@@ -452,10 +588,12 @@ impl Channel {
                 }
                 let now = Instant::now();
                 if now - start >= budget {
-                    if !streaming {
-                        spin.missed();
-                    }
+                    spun_out = !streaming;
                     break;
+                }
+                if now - yielded >= YIELD_EVERY {
+                    std::thread::yield_now();
+                    yielded = Instant::now();
                 }
                 if deadline.is_some_and(|d| now >= d) {
                     break;
@@ -472,68 +610,79 @@ impl Channel {
             fence(Ordering::SeqCst);
             if ready(self)? {
                 asleep.store(0, Ordering::Relaxed);
-                waited(start.elapsed());
+                let w = start.elapsed();
+                waited(w);
+                // The peer answered just after the spin ran out, though it was awake: what a
+                // spin that holds up its peer looks like (see `Spin`). A peer that had to wake
+                // up first, or that answered long after, is no sign of that.
+                if spun_out && !self.woke_peer.load(Ordering::Relaxed) && w < budget * CONTENTION_FACTOR {
+                    spin.missed();
+                }
                 return Ok(Waited::Ready);
             }
             if self.gone.load(Ordering::Relaxed) {
                 asleep.store(0, Ordering::Relaxed);
                 return Ok(Waited::Gone);
             }
-            let wait_ms = match deadline {
-                None => LONGEST_SLEEP_MS,
+            let sleep = match deadline {
+                None => LIVENESS_LOOK,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         asleep.store(0, Ordering::Relaxed);
                         return Ok(Waited::TimedOut);
                     }
-                    left.as_nanos().div_ceil(1_000_000).min(LONGEST_SLEEP_MS as u128) as i32
+                    left.min(LIVENESS_LOOK)
                 }
             };
-            let mut p = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: poll(2) on one valid pollfd on this stack frame, for a descriptor `self`
-            // owns.
-            unsafe { libc::poll(&mut p, 1, wait_ms) };
-            asleep.store(0, Ordering::Relaxed);
-            self.drain();
+            futex_wait(asleep, 1, sleep);
+            // Woken by the doorbell, by the end of either side, or by the clock: with nothing
+            // to do, the socket tells whether the peer is still there.
+            if !ready(self)? {
+                self.look_at_socket();
+            }
         }
     }
 
-    /// Reads the doorbell bytes waiting on the socket (a bounded number: a peer that floods
-    /// it gains nothing), and notes end-of-stream.
-    fn drain(&self) {
-        let mut buf = [0u8; 256];
-        for _ in 0..16 {
-            // SAFETY: recv(2) into a live stack buffer of `buf.len()` bytes, on a descriptor
-            // `self` owns; MSG_DONTWAIT keeps it from blocking.
-            let n =
-                unsafe { libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            match n {
-                0 => {
-                    self.gone.store(true, Ordering::Relaxed);
-                    return;
-                }
-                n if n < 0 => {
-                    let e = io::Error::last_os_error();
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => return,
-                        io::ErrorKind::Interrupted => {}
-                        _ => {
-                            self.gone.store(true, Ordering::Relaxed);
-                            return;
-                        }
-                    }
-                }
-                n if (n as usize) < buf.len() => return,
-                _ => {}
-            }
+    /// Notes end-of-stream when the socket has reached it (the peer closed its end or died,
+    /// or this process shut it down): a look with no wait.
+    fn look_at_socket(&self) {
+        if super::hung_up(self.socket.as_fd()) {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Shuts the socket down (`how`) and wakes whoever sleeps on the channel on this side
+    /// (and, when both halves end, on the peer's), so that their waits find the end now
+    /// rather than at their next look at the socket.
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) {
+        let _ = self.socket.shutdown(how);
+        self.gone.store(true, Ordering::Relaxed);
+        for flag in [self.reader_asleep(self.rx), self.writer_asleep(self.tx)] {
+            futex_wake(flag);
+        }
+        if how == std::net::Shutdown::Both {
+            self.wake_peer();
+        }
+    }
+
+    /// Wakes the peer's sleepers: this side's end is coming.
+    fn wake_peer(&self) {
+        for flag in [self.reader_asleep(self.tx), self.writer_asleep(self.rx)] {
+            futex_wake(flag);
         }
     }
 
     /// True when bytes wait in the receiving ring (or the peer's position there is impossible,
     /// which the next read reports).
+    ///
+    /// It changes nothing (another thread may be reading meanwhile), so it may be asked
+    /// from any thread.
     pub(crate) fn has_bytes(&self) -> bool {
-        self.readable().map_or(true, |n| n > 0)
+        if self.rx_len.load(Ordering::Relaxed) != UNSEEN {
+            return true;
+        }
+        self.record_at(self.rx_head.load(Ordering::Relaxed)).map_or(true, |r| r.is_some())
     }
 
     /// True once the socket reached end-of-stream.
@@ -572,7 +721,10 @@ impl Channel {
                     std::hint::spin_loop();
                 }
                 if start.elapsed() >= budget {
-                    self.spin.missed();
+                    // As in `wait`: a peer that had to wake up first is no sign of contention.
+                    if !self.woke_peer.load(Ordering::Relaxed) {
+                        self.spin.missed();
+                    }
                     break;
                 }
             }
@@ -581,14 +733,14 @@ impl Channel {
         if bound.is_zero() {
             return false;
         }
-        // The flag is raised and left raised, and the doorbell is not drained: the connection's
-        // reader thread may sleep on the same doorbell (`sleep_for_bytes`), and only it lowers
-        // the flag and drains, so this can never take its wake-up. A flag left raised costs at
-        // most one doorbell the reader thread does not need.
-        self.reader_asleep(self.rx).store(1, Ordering::Relaxed);
+        // The flag is raised and left raised: the connection's reader thread may sleep on the
+        // same flag (`sleep_for_bytes`), and the doorbell wakes every sleeper on it. A flag
+        // left raised costs at most one doorbell nobody needs.
+        let asleep = self.reader_asleep(self.rx);
+        asleep.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if !self.has_bytes() && !self.is_gone() {
-            super::poll_for(self.socket.as_fd(), Some(bound));
+            futex_wait(asleep, 1, bound);
         }
         let came = self.has_bytes() || self.is_gone();
         // A wait that ran out is a long one: the bound shrinks.
@@ -606,9 +758,9 @@ impl Channel {
     /// Sleeps until bytes wait in the receiving ring, the peer is gone, or `bound` passed,
     /// without reading them: for the thread that reads an async connection's replies under a
     /// lock it does not hold while it sleeps. Its flag is raised, so the peer rings the
-    /// doorbell. The holder of the lock may wait on the same doorbell meanwhile (a reply that
-    /// streams through the ring) and lower the flag or drain the byte first: the bound makes
-    /// such a lost wake-up a short delay, not a hang.
+    /// doorbell. The holder of the lock may wait on the same flag meanwhile (a reply that
+    /// streams through the ring) and lower it first: the bound makes such a lost wake-up a
+    /// short delay, not a hang.
     pub(crate) fn sleep_for_bytes(&self, bound: Duration) {
         let asleep = self.reader_asleep(self.rx);
         asleep.store(1, Ordering::Relaxed);
@@ -617,23 +769,66 @@ impl Channel {
             asleep.store(0, Ordering::Relaxed);
             return;
         }
-        super::poll_for(self.socket.as_fd(), Some(bound));
-        asleep.store(0, Ordering::Relaxed);
-        self.drain();
+        futex_wait(asleep, 1, bound);
+        if !self.has_bytes() {
+            self.look_at_socket();
+        }
     }
 }
 
-/// The longest one sleep of [`Channel::wait`] lasts before it looks at the ring again, in
-/// milliseconds. One socket is the doorbell of every thread of a side that sleeps on the
-/// channel: a writer waiting for space, a reader waiting for bytes, and an async connection's
-/// reader thread (`sleep_for_bytes`) may sleep on it at once, and whichever wakes drains it, so
-/// one of them can take a doorbell that was rung for another, whose flag the peer has already
-/// lowered. Unbounded, that sleep would never end: an async connection's writer, blocked on a
-/// full ring while the connection's reader thread drained its doorbell, hung every call of the
-/// process to that manager. Bounded, a lost doorbell costs at most this long, and a thread that
-/// sleeps for an hour (a blocked `get`) wakes 20 times a second to look, a few microseconds of
-/// CPU each.
-const LONGEST_SLEEP_MS: i32 = 50;
+impl Drop for Channel {
+    /// The connection ends: the peer's sleepers are woken to find it (a peer that dies
+    /// instead is found at their next look at the socket).
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.wake_peer();
+    }
+}
+
+/// The longest one sleep of [`Channel::wait`] lasts before it looks at the socket: a peer that
+/// died without a word (killed) cannot ring the doorbell, so a sleeper learns of it within this
+/// long. A thread that sleeps for an hour (a blocked `get`) wakes 10 times a second to look, a
+/// few microseconds of CPU each.
+const LIVENESS_LOOK: Duration = Duration::from_millis(100);
+
+/// Sleeps in `FUTEX_WAIT` on `word` while it holds `seen`, at most `timeout`. Spurious returns
+/// (the word changed first, a signal, the timeout) are the caller's to check.
+fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the call's duration (a shared mapping this
+    // process holds); `ts` lives across the call; the other arguments are ignored by
+    // FUTEX_WAIT. Not FUTEX_PRIVATE_FLAG: the waker is another process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &ts as *const libc::timespec,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Wakes every thread asleep in `FUTEX_WAIT` on `word`, in any process.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only uses its address. Not private:
+    // the sleepers may be in another process.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+    }
+}
+
+/// A spin that ran out counts against spinning (see [`Spin::missed`]) when the answer came
+/// within this many times its budget.
+const CONTENTION_FACTOR: u32 = 4;
+
+/// How often a spin gives its core to another thread that waits for it (see [`Channel::wait`]).
+const YIELD_EVERY: Duration = Duration::from_micros(4);
 
 /// Checks of the ring between two looks at the clock while spinning.
 const SPIN_BATCH: u32 = 64;
@@ -691,7 +886,12 @@ pub(crate) fn enabled() -> bool {
 /// pays again. On a machine whose other cores are busy (other processes, more runnable
 /// threads than cores) a spinning side can hold up the very peer it waits for, which then
 /// answers just after the spin ends, so `w` alone would keep the budget up; the backoff makes
-/// such spins rare, and a spin that pays brings them back at once.
+/// such spins rare, and a spin that pays brings them back at once. Only such spins back off:
+/// one whose answer came long after (more than [`CONTENTION_FACTOR`] times the budget: the
+/// peer was idle, a burst of calls ended) or after a write that had to wake the peer (whose
+/// waking up is no sign of how soon an awake peer answers) does not. Counted, those made a
+/// bursty client, or one whose manager slept between its calls, fall into sleeping at every
+/// wait, where the two sides wake each other at a wake-up's cost per call.
 #[derive(Debug)]
 pub(crate) struct Spin {
     budget_ns: AtomicU32,
@@ -852,26 +1052,40 @@ impl Drop for Spinning {
 }
 
 /// The fuzz target `channel`: `data` is what a hostile peer leaves in a channel (the server's
-/// receiving ring and its positions); the server's reader must return errors or bytes from the
-/// ring, never read outside it, and the frames it yields decode or fail like any others.
+/// receiving ring and its read position in the other ring); the server's reader must return
+/// errors or bytes from the ring, never read outside it, and the frames it yields decode or
+/// fail like any others.
+///
+/// The first 8 bytes are the peer's read position; then records, each a 4-byte length (any
+/// value: the reader must check it) and what follows, written with valid commit words (a
+/// peer holds the channel's secret), until the ring is full. A length whose high bit is set
+/// gets a wrong commit word instead: the reader must take it for a record not yet written.
 pub(crate) fn fuzz_channel(data: &[u8]) {
     use crate::wire::frames::FrameReader;
     use crate::wire::message::Request;
     let (a, b) = UnixStream::pair().expect("a socket pair");
     let Ok((server, fd)) = Channel::create(a) else { return };
     let client = Channel::open(b, fd, RING as u64).expect("the server's own channel opens");
-    let (pos, bytes) = data.split_at(data.len().min(16));
+    let (pos, mut rest) = data.split_at(data.len().min(8));
     let mut word = [0u8; 8];
-    for (i, chunk) in pos.chunks(8).enumerate() {
-        word[..chunk.len()].copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        // The peer's positions: where the client says its bytes end, and what it has read.
-        [client.tail(CLIENT_TO_SERVER), client.head(SERVER_TO_CLIENT)][i].store(v, Ordering::Relaxed);
-    }
+    word[..pos.len()].copy_from_slice(pos);
+    client.head(SERVER_TO_CLIENT).store(u64::from_le_bytes(word), Ordering::Relaxed);
     let base = client.ring_base(CLIENT_TO_SERVER);
-    let n = bytes.len().min(RING);
-    // SAFETY: `n <= RING` bytes into the start of ring 0 of the client's mapping, from `bytes`.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, n) };
+    let mut at = 0u64;
+    while rest.len() >= 4 && (at as usize) + RECORD_ALIGN <= RING {
+        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+        rest = &rest[4..];
+        let room = RING - at as usize - RECORD_HEADER;
+        let body = &rest[..rest.len().min(len as usize & 0x7fff_ffff).min(room)];
+        rest = &rest[body.len()..];
+        // SAFETY: `body.len() <= room` bytes into ring 0 of the client's mapping, after the
+        // record's header, inside the ring.
+        unsafe { std::ptr::copy_nonoverlapping(body.as_ptr(), base.add(at as usize + RECORD_HEADER), body.len()) };
+        client.ring_word(CLIENT_TO_SERVER, at + 8).store(u64::from(len & 0x7fff_ffff), Ordering::Relaxed);
+        let commit = if len & 0x8000_0000 != 0 { !client.commit(at) } else { client.commit(at) };
+        client.ring_word(CLIENT_TO_SERVER, at).store(commit, Ordering::Release);
+        at += record_size(body.len() as u64);
+    }
     drop(client); // the socket's end-of-stream ends the server's reads
     server.set_read_timeout(Some(Duration::from_millis(1)));
     let server = std::sync::Arc::new(server);
@@ -891,6 +1105,32 @@ pub(crate) fn fuzz_channel(data: &[u8]) {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// The most bytes a ring holds: one record of a quarter of it in each quarter.
+    const CAPACITY: usize = 4 * (RING / 4 - RECORD_HEADER);
+
+    #[test]
+    fn a_record_not_committed_is_not_read_and_stale_bytes_are_no_commit() {
+        let (client, server) = pair();
+        // Bytes where a record would go, and a length, but a commit word of another lap.
+        client.ring_word(CLIENT_TO_SERVER, 8).store(4, Ordering::Relaxed);
+        client.ring_word(CLIENT_TO_SERVER, 0).store(client.commit(RING as u64), Ordering::Release);
+        assert!(!server.has_bytes());
+        assert_eq!(server.available(), 0);
+        server.set_read_timeout(Some(Duration::from_millis(20)));
+        assert_eq!(server.read(&mut [0u8; 4]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // Many small records are read in one go, and across the ring's end.
+        for round in 0..3 * RING / RECORD_ALIGN {
+            let byte = [round as u8];
+            for _ in 0..3 {
+                client.write(&[IoSlice::new(&byte)]).unwrap();
+            }
+            assert_eq!(server.available(), 3);
+            let mut got = [0u8; 8];
+            assert_eq!(server.read(&mut got).unwrap(), 3, "three records in one read");
+            assert_eq!(got[..3], [round as u8; 3]);
+        }
+    }
 
     fn pair() -> (Arc<Channel>, Arc<Channel>) {
         let (a, b) = UnixStream::pair().unwrap();
@@ -969,7 +1209,7 @@ mod tests {
     #[test]
     fn a_writer_whose_doorbell_another_thread_took_still_writes() {
         let (client, server) = pair();
-        client.write_all(&[&vec![7u8; RING]]).unwrap(); // the ring is full
+        client.write_all(&[&vec![7u8; CAPACITY]]).unwrap(); // the ring is full
         let (done, finished) = std::sync::mpsc::channel();
         let writer = {
             let client = client.clone();
@@ -988,8 +1228,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         flag.store(0, Ordering::Relaxed);
-        let tail = server.tail(CLIENT_TO_SERVER).load(Ordering::Acquire);
-        server.head(CLIENT_TO_SERVER).store(tail, Ordering::Release);
+        let mut buf = vec![0u8; CAPACITY];
+        // Read without the doorbell: what the server's read publishes, with the flag lowered.
+        read_exact(&server, &mut buf).unwrap();
         finished
             .recv_timeout(Duration::from_secs(5))
             .expect("a writer whose doorbell was taken wakes by itself and writes");
@@ -1009,12 +1250,14 @@ mod tests {
     #[test]
     fn impossible_positions_from_the_peer_are_errors_not_reads_outside_the_ring() {
         let (client, server) = pair();
-        client.tail(CLIENT_TO_SERVER).store(RING as u64 + 1, Ordering::Relaxed);
+        // A committed record longer than the ring.
+        client.ring_word(CLIENT_TO_SERVER, 8).store(RING as u64, Ordering::Relaxed);
+        client.ring_word(CLIENT_TO_SERVER, 0).store(client.commit(0), Ordering::Release);
         let e = server.read(&mut [0u8; 4]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
         client.head(SERVER_TO_CLIENT).store(1, Ordering::Relaxed); // read before written
         // The writer looks at the peer's position when the space it last saw does not suffice.
-        let e = server.write(&[IoSlice::new(&vec![0u8; RING + 1])]).unwrap_err();
+        let e = server.write_all(&[&vec![0u8; RING + 1]]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
 
@@ -1185,7 +1428,9 @@ mod tests {
         let mut inputs: Vec<Vec<u8>> = vec![
             vec![],
             vec![0xff; 16],
-            [&[9u8, 0, 0, 0, 0, 0, 0, 0][..], &[0; 8], &[5, 0, 0, 0, 13, 0, 0, 0, 0]].concat(),
+            [&[0u8; 8][..], &[9, 0, 0, 0], &[5, 0, 0, 0, 13, 0, 0, 0, 0]].concat(),
+            [&[0u8; 8][..], &[4, 0, 0, 0], &[5, 0, 0, 0], &[2, 0, 0, 0], &[13, 0]].concat(),
+            [&[0u8; 8][..], &[4, 0, 0, 128], &[5, 0, 0, 0], &[0xff, 0xff, 0xff, 0x7f]].concat(),
         ];
         let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/channel");
         if let Ok(dir) = std::fs::read_dir(seeds) {
