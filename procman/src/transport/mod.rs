@@ -295,10 +295,10 @@ impl Medium for Stream {
         self.is_shared_memory()
     }
 
-    fn available(&self) -> usize {
+    fn has_available(&self, n: usize) -> bool {
         match &self.0 {
-            Backend::Shm(c) => c.available(),
-            Backend::Tcp(_) | Backend::Unix(_) => 0,
+            Backend::Shm(c) => c.available(n) >= n,
+            Backend::Tcp(_) | Backend::Unix(_) => false,
         }
     }
 }

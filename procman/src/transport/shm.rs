@@ -370,10 +370,10 @@ impl Channel {
         Ok(n)
     }
 
-    /// Bytes a read takes without waiting (0 when the peer's records are impossible: the read
-    /// finds it).
-    pub(crate) fn available(&self) -> usize {
-        self.readable(usize::MAX).unwrap_or(0)
+    /// Bytes a read takes without waiting, counted up to `enough` (0 when the peer's records
+    /// are impossible: the read finds it).
+    pub(crate) fn available(&self, enough: usize) -> usize {
+        self.readable(enough).unwrap_or(0)
     }
 
     /// Free bytes in the sending ring (at least `want` if there are, else all there are), a
@@ -477,23 +477,14 @@ impl Channel {
         }
         // `space` is a multiple of the alignment, at least one: room for a header and a byte.
         let room = space.min(self.chunk()) - RECORD_HEADER;
+        let written = total.min(room);
         let tail = self.tx_tail.load(Ordering::Relaxed);
-        let base = self.ring_base(self.tx);
-        let mut at = ((tail + RECORD_HEADER as u64) % self.ring as u64) as usize;
-        let mut written = 0;
-        for part in parts {
-            let mut part: &[u8] = part;
-            while !part.is_empty() && written < room {
-                let n = part.len().min(room - written).min(self.ring - at);
-                // SAFETY: `at + n <= ring`, so the destination lies inside ring `tx`, in bytes
-                // the consumer has released (`written + n <= room`, the record fits the free
-                // space); `part` is private memory.
-                unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), base.add(at), n) };
-                written += n;
-                part = &part[n..];
-                at = (at + n) % self.ring;
-            }
-        }
+        // The body's bytes past the record's first line go first, then those in it, then the
+        // length and the commit word: the consumer spins on that line, and its stores, back
+        // to back, take it from the consumer once rather than again at the end.
+        let first = written.min(RECORD_ALIGN - RECORD_HEADER);
+        self.copy_in(parts, tail, first..written);
+        self.copy_in(parts, tail, 0..first);
         self.ring_word(self.tx, tail + 8).store(written as u64, Ordering::Relaxed);
         // The commit, last: the body and the length are visible to whoever sees it.
         self.ring_word(self.tx, tail).store(self.commit(tail), Ordering::Release);
@@ -503,6 +494,37 @@ impl Channel {
             self.woke_peer.store(rang, Ordering::Relaxed);
         }
         Ok(written)
+    }
+
+    /// Copies bytes `range` of the concatenation of `parts` into the body of the record at
+    /// `tail` of the sending ring; the record fits the free space.
+    fn copy_in(&self, parts: &[IoSlice<'_>], tail: u64, range: std::ops::Range<usize>) {
+        let base = self.ring_base(self.tx);
+        let mut at = ((tail + (RECORD_HEADER + range.start) as u64) % self.ring as u64) as usize;
+        let mut skip = range.start;
+        let mut left = range.len();
+        for part in parts {
+            if left == 0 {
+                break;
+            }
+            let mut part: &[u8] = part;
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            part = &part[skip..];
+            skip = 0;
+            while !part.is_empty() && left > 0 {
+                let n = part.len().min(left).min(self.ring - at);
+                // SAFETY: `at + n <= ring`, so the destination lies inside ring `tx`, in bytes
+                // the consumer has released (the caller's record fits the free space); `part`
+                // is private memory.
+                unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), base.add(at), n) };
+                left -= n;
+                part = &part[n..];
+                at = (at + n) % self.ring;
+            }
+        }
     }
 
     /// Writes all of `parts`.
@@ -721,10 +743,7 @@ impl Channel {
                     std::hint::spin_loop();
                 }
                 if start.elapsed() >= budget {
-                    // As in `wait`: a peer that had to wake up first is no sign of contention.
-                    if !self.woke_peer.load(Ordering::Relaxed) {
-                        self.spin.missed();
-                    }
+                    self.spin.missed();
                     break;
                 }
             }
@@ -1116,7 +1135,7 @@ mod tests {
         client.ring_word(CLIENT_TO_SERVER, 8).store(4, Ordering::Relaxed);
         client.ring_word(CLIENT_TO_SERVER, 0).store(client.commit(RING as u64), Ordering::Release);
         assert!(!server.has_bytes());
-        assert_eq!(server.available(), 0);
+        assert_eq!(server.available(usize::MAX), 0);
         server.set_read_timeout(Some(Duration::from_millis(20)));
         assert_eq!(server.read(&mut [0u8; 4]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         // Many small records are read in one go, and across the ring's end.
@@ -1125,7 +1144,7 @@ mod tests {
             for _ in 0..3 {
                 client.write(&[IoSlice::new(&byte)]).unwrap();
             }
-            assert_eq!(server.available(), 3);
+            assert_eq!(server.available(usize::MAX), 3);
             let mut got = [0u8; 8];
             assert_eq!(server.read(&mut got).unwrap(), 3, "three records in one read");
             assert_eq!(got[..3], [round as u8; 3]);

@@ -45,9 +45,11 @@ pub(crate) trait Medium {
         false
     }
 
-    /// Bytes a read can take without waiting, for a stream in memory (0 when unknown).
-    fn available(&self) -> usize {
-        0
+    /// Whether a read can take `n` bytes without waiting, for a stream in memory (false when
+    /// unknown).
+    fn has_available(&self, n: usize) -> bool {
+        let _ = n;
+        false
     }
 }
 
@@ -239,8 +241,11 @@ impl<S: Timed> FrameReader<S> {
     /// deadline.
     fn read_exact_by(&mut self, mut buf: &mut [u8], deadline: &mut Deadline) -> std::result::Result<(), ReadError> {
         while !buf.is_empty() {
-            let must_wait =
-                if self.direct { self.inner.get_ref().available() < buf.len() } else { self.inner.buffer().is_empty() };
+            let must_wait = if self.direct {
+                !self.inner.get_ref().has_available(buf.len())
+            } else {
+                self.inner.buffer().is_empty()
+            };
             if must_wait {
                 if let Some(t) = deadline.pending.take() {
                     deadline.at = Some(Instant::now() + t);
