@@ -441,6 +441,64 @@ fn producers_and_consumers_lose_nothing() {
     }
 }
 
+/// Waits of 10 s at most: a wake-up that a `put` or a `get` failed to give shows as a timed-out
+/// wait (an error), not as a hung test.
+const HAND_OVER_WAIT: Option<Duration> = Some(Duration::from_secs(10));
+
+fn put_many(args: (QueueProxy<u32>, u32)) {
+    let (q, n) = args;
+    for i in 0..n {
+        q.put_with(i, true, HAND_OVER_WAIT).expect("room in the queue within 10 s");
+    }
+}
+
+fn get_many(args: (QueueProxy<u32>, u32)) -> u64 {
+    let (q, n) = args;
+    (0..n).map(|_| u64::from(q.get_with(true, HAND_OVER_WAIT).expect("an item within 10 s"))).sum()
+}
+
+/// A one-slot queue between two producer and two consumer processes: every `put` but the
+/// first may wait for room and every `get` for an item, so each hand-over needs the other
+/// side's wake-up, whether or not it already sleeps.
+#[test]
+fn a_one_slot_queue_hands_every_item_over_between_processes() {
+    let m = sync();
+    let q = m.queue::<u32>(1).unwrap();
+    let n = 2_000;
+    let consumers: Vec<_> = (0..2).map(|_| Process::spawn(get_many, (q.clone(), n)).unwrap()).collect();
+    let producers: Vec<_> = (0..2).map(|_| Process::spawn(put_many, (q.clone(), n)).unwrap()).collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let got: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(got, 2 * u64::from(n) * u64::from(n - 1) / 2, "every item reached a consumer");
+    assert_eq!(q.qsize().unwrap(), 0);
+}
+
+fn answer_pings(args: (SemaphoreProxy, SemaphoreProxy, u32)) {
+    let (ping, pong, n) = args;
+    for _ in 0..n {
+        assert!(ping.acquire(true, HAND_OVER_WAIT).unwrap(), "a ping within 10 s");
+        pong.release().unwrap();
+    }
+}
+
+/// Two semaphores at 0 played as ping-pong between processes: each `release` must wake the
+/// other side's `acquire`, which sleeps or is about to.
+#[test]
+fn semaphores_wake_their_waiters_in_a_ping_pong_between_processes() {
+    let m = sync();
+    let (ping, pong) = (m.semaphore(0).unwrap(), m.semaphore(0).unwrap());
+    let n = 2_000;
+    let child = Process::spawn(answer_pings, (ping.clone(), pong.clone(), n)).unwrap();
+    for _ in 0..n {
+        ping.release().unwrap();
+        assert!(pong.acquire(true, HAND_OVER_WAIT).unwrap(), "a pong within 10 s");
+    }
+    child.join().unwrap();
+    assert_eq!((ping.value().unwrap(), pong.value().unwrap()), (0, 0));
+}
+
 // --- Namespace ---------------------------------------------------------------------------------
 
 #[test]

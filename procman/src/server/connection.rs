@@ -292,14 +292,20 @@ impl Core {
     ) -> Option<Result<Vec<u8>>> {
         // A decref gets no reply, even when it fails.
         let one_way = matches!(req, Request::DecRef { .. });
-        let what = match &req {
-            Request::Call { method, .. } => method.to_string(),
-            Request::Create { typeid, .. } => format!("<create {typeid}>"),
-            _ => "<request>".into(),
+        // What the request was, named only if it panics (borrowed from the frame meanwhile).
+        let (method, typeid) = match &req {
+            Request::Call { method, .. } => (Some(*method), None),
+            Request::Create { typeid, .. } => (None, Some(*typeid)),
+            _ => (None, None),
         };
         match catch_unwind(AssertUnwindSafe(|| self.handle(req, session, freed))) {
             Ok(reply) => reply,
             Err(p) => {
+                let what = match (method, typeid) {
+                    (Some(m), _) => m.to_string(),
+                    (None, Some(t)) => format!("<create {t}>"),
+                    (None, None) => "<request>".into(),
+                };
                 let message = panic_message(&*p);
                 tracing::warn!(manager = %self.address, %peer, message, "a request panicked in the manager; the connection goes on");
                 let e = Error::Remote { typeid: "<manager>".into(), method: what, message };

@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use crate::inspect::{ObjectState, Party};
 use crate::shared::Caller;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,10 @@ fn party(caller: Option<Caller>, since: Instant) -> Party {
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     list: Mutex<Vec<Waiting>>,
+    /// How many places are taken: changed only under the lock of the state that the waits are
+    /// on (see [`wait_until`]), so that whoever changes that state, holding its lock, sees
+    /// whether anyone waits and need not wake a condition variable nobody waits on.
+    count: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -104,7 +109,14 @@ impl Waiters {
         let mut list = lock(&self.list);
         let ticket = list.last().map_or(0, |w| w.ticket.wrapping_add(1));
         list.push(Waiting { ticket, caller: me(), since: Instant::now() });
+        self.count.fetch_add(1, Ordering::Relaxed);
         Place { waiters: self, ticket }
+    }
+
+    /// True when a caller waits. Read it holding the lock of the state the waits are on: a
+    /// caller enters and leaves its place under that lock.
+    pub(crate) fn anyone(&self) -> bool {
+        self.count.load(Ordering::Relaxed) > 0
     }
 
     /// The waiting callers, oldest first.
@@ -115,12 +127,14 @@ impl Waiters {
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
+        self.waiters.count.fetch_sub(1, Ordering::Relaxed);
         lock(&self.waiters.list).retain(|w| w.ticket != self.ticket);
     }
 }
 
 /// Waits on `cv` until `done(state)` or the deadline; returns the guard and whether `done`.
-/// While it waits, the caller is listed in `waiters`.
+/// While it waits, the caller is listed in `waiters`: it takes its place and leaves it holding
+/// `g`'s lock, so [`Waiters::anyone`] read under that lock tells whether to notify `cv`.
 ///
 /// In a server, a caller whose connection closed while it waited (its process died) stops
 /// waiting with `Error::ConnectionLost`, so it cannot, say, take an item from a queue that

@@ -132,8 +132,12 @@ impl Acquirer for LockCore {
             return Err(Error::NotHeld { object: "Lock".into(), reason: "release of an unlocked lock".into() });
         }
         g.free();
+        // Under the lock: an acquirer takes its place in `waiters` under it before it sleeps.
+        let wake = self.waiters.anyone();
         drop(g);
-        self.cv.notify_one();
+        if wake {
+            self.cv.notify_one();
+        }
         Ok(())
     }
 

@@ -238,8 +238,12 @@ impl QueueCore {
         }
         g.items.push_back(item);
         g.unfinished += 1;
+        // Under the lock: a getter takes its place in `getting` under it before it sleeps.
+        let wake = self.getting.anyone();
         drop(g);
-        self.not_empty.notify_one();
+        if wake {
+            self.not_empty.notify_one();
+        }
         Ok(())
     }
 
@@ -251,15 +255,23 @@ impl QueueCore {
             return Err(Error::Empty);
         }
         let item = g.items.pop_front().expect("checked non-empty");
+        let wake = self.putting.anyone();
         drop(g);
-        self.not_full.notify_one();
+        if wake {
+            self.not_full.notify_one();
+        }
         Ok(item)
     }
 
     /// Returns a taken item to the front, past any bound: it was in the queue a moment ago.
     pub(crate) fn put_back(&self, item: Blob) {
-        lock(&self.inner).items.push_front(item);
-        self.not_empty.notify_one();
+        let mut g = lock(&self.inner);
+        g.items.push_front(item);
+        let wake = self.getting.anyone();
+        drop(g);
+        if wake {
+            self.not_empty.notify_one();
+        }
     }
 
     pub(crate) fn qsize(&self) -> usize {

@@ -141,8 +141,12 @@ impl Acquirer for RLockCore {
         g.count -= 1;
         if g.count == 0 {
             g.free();
+            // Under the lock: an acquirer takes its place in `waiters` under it before it sleeps.
+            let wake = self.waiters.anyone();
             drop(g);
-            self.cv.notify_one();
+            if wake {
+                self.cv.notify_one();
+            }
         }
         Ok(())
     }
@@ -158,8 +162,11 @@ impl Acquirer for RLockCore {
         }
         let n = g.count;
         g.free();
+        let wake = self.waiters.anyone();
         drop(g);
-        self.cv.notify_one();
+        if wake {
+            self.cv.notify_one();
+        }
         Ok(n)
     }
 

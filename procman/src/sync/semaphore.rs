@@ -139,9 +139,13 @@ impl SemaphoreCore {
             return Err(Error::ReleasedTooManyTimes { object: "BoundedSemaphore".into() });
         }
         *g += n;
+        // Under the lock: an acquirer takes its place in `waiters` under it before it sleeps.
+        let wake = self.waiters.anyone();
         drop(g);
-        for _ in 0..n {
-            self.cv.notify_one();
+        if wake {
+            for _ in 0..n {
+                self.cv.notify_one();
+            }
         }
         Ok(())
     }
