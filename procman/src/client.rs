@@ -327,14 +327,18 @@ pub(crate) fn with_conn<R>(address: &Address, f: impl FnOnce(&mut Conn) -> Resul
     let mut f = Some(f);
     let out = CONNS.try_with(|cell| {
         let mut map = cell.try_borrow_mut().ok()?;
-        if !map.contains_key(address) {
-            match Conn::open(address) {
-                Ok(c) => map.insert(address.clone(), c),
-                Err(e) => return Some(Err(e)),
-            };
-        }
-        let conn = map.get_mut(address).expect("inserted above");
-        let r = (f.take().expect("called once"))(conn);
+        let f = f.take().expect("called once");
+        // One lookup for a call on a connection the thread has.
+        let r = match map.get_mut(address) {
+            Some(conn) => f(conn),
+            None => {
+                let conn = match Conn::open(address) {
+                    Ok(c) => map.entry(address.clone()).or_insert(c),
+                    Err(e) => return Some(Err(e)),
+                };
+                f(conn)
+            }
+        };
         if let Err(e) = &r
             && (e.is_connection_lost() || matches!(e, Error::Protocol { .. }))
         {

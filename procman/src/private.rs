@@ -40,6 +40,9 @@ impl ArgsBuf {
     /// Appends one argument. postcard encodes a tuple as its fields one after the other, so
     /// arguments pushed one by one decode as a tuple.
     pub fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(wire::SMALL);
+        }
         wire::encode_into(value, &mut self.bytes, "an argument")
     }
 

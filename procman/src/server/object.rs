@@ -7,7 +7,7 @@ use crate::error::{Error, Result, panic_message};
 use crate::shared::{Caller, Dispatch, Referent};
 use crate::typecheck::{ParamDesc, TypeDesc};
 use crate::wire::{self, message::NewObject};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -120,8 +120,10 @@ pub(super) fn guarded<T>(typeid: &str, method: &str, f: impl FnOnce() -> Result<
 }
 
 thread_local! {
+    /// True while this thread releases objects (in the outermost [`release`]).
+    static RELEASING: Cell<bool> = const { Cell::new(false) };
     /// Objects freed while this thread releases others, waiting for their turn.
-    static RELEASING: RefCell<Option<Vec<Object>>> = const { RefCell::new(None) };
+    static QUEUED: RefCell<Vec<Object>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Drops objects that the table freed: each inside the panic boundary, so a referent whose
@@ -131,24 +133,8 @@ thread_local! {
 /// by the outermost `release` on this thread, so a chain of any length takes no more stack than
 /// one link.
 pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Object>) {
-    let mut objects = objects.into_iter().peekable();
-    if objects.peek().is_none() {
-        return;
-    }
-    let outermost = RELEASING.with(|r| {
-        let mut r = r.borrow_mut();
-        match &mut *r {
-            Some(queue) => {
-                queue.extend(objects.by_ref());
-                false
-            }
-            None => {
-                *r = Some(Vec::new());
-                true
-            }
-        }
-    });
-    if !outermost {
+    if RELEASING.get() {
+        QUEUED.with_borrow_mut(|q| q.extend(objects));
         return;
     }
     let drop_one = |object: Object| {
@@ -160,15 +146,16 @@ pub(super) fn release(manager: &Address, objects: impl IntoIterator<Item = Objec
             );
         }
     };
+    RELEASING.set(true);
     // Most calls hand back an object that others still hold: dropping it frees nothing, and
     // nothing is queued.
     for object in objects {
         drop_one(object);
     }
-    while let Some(object) = RELEASING.with(|r| r.borrow_mut().as_mut().and_then(Vec::pop)) {
+    while let Some(object) = QUEUED.with_borrow_mut(Vec::pop) {
         drop_one(object);
     }
-    RELEASING.with(|r| *r.borrow_mut() = None);
+    RELEASING.set(false);
 }
 
 #[cfg(test)]
@@ -227,6 +214,6 @@ mod tests {
         release(&Address::Abstract("test".into()), head);
         assert_eq!(DROPPED.load(Ordering::Relaxed), N, "every link was dropped, the panicking one too");
         assert_eq!(DEEPEST.load(Ordering::Relaxed), 1, "one link at a time");
-        assert!(RELEASING.with(|r| r.borrow().is_none()), "the thread is ready for the next release");
+        assert!(!RELEASING.get() && QUEUED.with_borrow(Vec::is_empty), "the thread is ready for the next release");
     }
 }

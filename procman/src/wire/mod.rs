@@ -31,17 +31,42 @@ pub(crate) use frames::fuzz_sealed_frames;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 
 pub(crate) fn encode<T: ?Sized + Serialize>(value: &T, what: impl Display) -> Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| Error::encode(what, e))
+    // Room for most results at once, rather than growing from nothing.
+    let mut out = Vec::with_capacity(SMALL);
+    encode_into(value, &mut out, what)?;
+    Ok(out)
 }
 
+/// What an encoding buffer starts with: most results and argument lists fit.
+pub(crate) const SMALL: usize = 32;
+
+/// Appends the encoding of `value` to `out`. On an error, `out` holds what was encoded before
+/// it and possibly part of `value`.
 pub(crate) fn encode_into<T: ?Sized + Serialize>(value: &T, out: &mut Vec<u8>, what: impl Display) -> Result<()> {
-    let buf = std::mem::take(out);
-    match postcard::to_extend(value, buf) {
-        Ok(buf) => {
-            *out = buf;
-            Ok(())
-        }
-        Err(e) => Err(Error::encode(what, e)),
+    postcard::serialize_with_flavor(value, Append(out)).map_err(|e| Error::encode(what, e))
+}
+
+/// postcard's output into a vector that may hold bytes already: a byte pushed, a slice copied
+/// in one go (postcard's own `Extend` flavor goes through iterators).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
