@@ -31,13 +31,27 @@ async fn raw<P: Proxy>(proxy: &P, method: &'static str, args: ArgsBuf, undo: Opt
 where
     P::Referent: Dispatch,
 {
+    raw_with(proxy, method, args, undo, |b| Ok(b.to_vec())).await
+}
+
+/// [`raw`], with the reply's payload read by `f` (where it lies, when it can).
+async fn raw_with<P: Proxy, R>(
+    proxy: &P,
+    method: &'static str,
+    args: ArgsBuf,
+    undo: Option<&'static str>,
+    f: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R>
+where
+    P::Referent: Dispatch,
+{
     let base = proxy.base();
     verify::<P::Referent>(base).await?;
     let token = base.token();
     let args = args.into_bytes();
     let req = Request::Call { id: token.id(), method, args: Bytes(&args) };
     let undo = undo.map(|method| Undo { object: token.id(), method });
-    mux::request(token.address(), super::owner(), &req, undo).await
+    mux::request_with(token.address(), super::owner(), &req, undo, f).await
 }
 
 /// Async [`call`](crate::__private::call).
@@ -50,8 +64,8 @@ pub async fn call<P: Proxy, R: DeserializeOwned>(
 where
     P::Referent: Dispatch,
 {
-    let bytes = raw(proxy, method, args, undo).await?;
-    wire::decode::<R>(&bytes, format_args!("the result of `{method}`"))
+    raw_with(proxy, method, args, undo, |bytes| wire::decode::<R>(bytes, format_args!("the result of `{method}`")))
+        .await
 }
 
 /// Async [`call_bytes`](crate::__private::call_bytes).

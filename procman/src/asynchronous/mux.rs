@@ -205,7 +205,8 @@ pub(crate) struct Mux {
 
 /// What a call that read the replies itself got.
 enum Own<'a> {
-    Reply(Result<Vec<u8>>),
+    /// Its reply is the frame the reader read last (see [`own_reply`]).
+    Mine(MutexGuard<'a, FrameReader<Stream>>),
     /// The connection ended, for this reason.
     Ended(String),
     /// Not its reply, yet: it still holds the reader.
@@ -392,25 +393,18 @@ impl Mux {
 
     /// Reads the replies whose bytes are there (and the end of the connection, if it ended),
     /// each to its slot; stops at `own`'s reply and returns it.
-    fn read_waiting(
-        &self,
-        reader: &mut FrameReader<Stream>,
-        own: Option<u64>,
-    ) -> std::result::Result<Option<Result<Vec<u8>>>, String> {
+    fn read_waiting(&self, reader: &mut FrameReader<Stream>, own: Option<u64>) -> std::result::Result<bool, String> {
         while reader.buffered() > 0 || self.source.has_bytes() {
-            if let Some(reply) = self.read_one(reader, own)? {
-                return Ok(Some(reply));
+            if self.read_one(reader, own)? {
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
     }
 
-    /// Reads one reply and gives it to its slot, or returns it when it is `own`'s.
-    fn read_one(
-        &self,
-        reader: &mut FrameReader<Stream>,
-        own: Option<u64>,
-    ) -> std::result::Result<Option<Result<Vec<u8>>>, String> {
+    /// Reads one reply and gives it to its slot; true when it is `own`'s, which stays in the
+    /// reader (see [`own_reply`]).
+    fn read_one(&self, reader: &mut FrameReader<Stream>, own: Option<u64>) -> std::result::Result<bool, String> {
         match reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err("the manager closed the connection".to_string()),
@@ -418,14 +412,15 @@ impl Mux {
         }
         let (id, reply) = decode_reply(reader.body())?;
         if Some(id) == own {
-            return Ok(Some(reply));
+            return Ok(true);
         }
         if id == MULTIPLEXED_CONNECTION {
             return match reply {
                 Err(e) => Err(e.to_string()),
-                Ok(_) => Ok(None),
+                Ok(_) => Ok(false),
             };
         }
+        let reply = reply.map(<[u8]>::to_vec);
         let mut state = crate::unpoison::lock(&self.state);
         match state.replace(id, None).0 {
             Some(Slot::Waiting(waker)) => {
@@ -444,7 +439,7 @@ impl Mux {
             // An abandoned call without undo, or an id this side never sent.
             _ => {}
         }
-        Ok(None)
+        Ok(false)
     }
 
     /// The reader, unless another call or the reader thread holds it.
@@ -462,8 +457,8 @@ impl Mux {
         let (mut start, mut first): (Option<Instant>, bool) = (None, true);
         loop {
             match self.read_waiting(&mut reader, Some(id)) {
-                Ok(Some(reply)) => return Own::Reply(reply),
-                Ok(None) => {}
+                Ok(true) => return Own::Mine(reader),
+                Ok(false) => {}
                 Err(reason) => {
                     drop(reader);
                     self.end(&reason);
@@ -491,7 +486,9 @@ impl Mux {
     /// can take the reader: `None` when its reply did not come (or went to its slot).
     fn read_own_slotted(&self, id: u64) -> Option<Result<Vec<u8>>> {
         match self.read_own(self.try_reader()?, id) {
-            Own::Reply(reply) => {
+            Own::Mine(reader) => {
+                let reply = own_reply(self, &reader, |b| Ok(b.to_vec()));
+                drop(reader);
                 crate::unpoison::lock(&self.state).replace(id, None);
                 Some(reply)
             }
@@ -570,13 +567,23 @@ impl Mux {
 }
 
 /// A reply frame: the request id, then the reply.
-fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<Vec<u8>>), String> {
+fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<&[u8]>), String> {
     let (id, rest) = wire::take::<u64>(body).map_err(|e| format!("an undecodable reply: {e}"))?;
     match wire::take::<Reply<'_>>(rest) {
-        Ok((Reply::Ok(Bytes(b)), [])) => Ok((id, Ok(b.to_vec()))),
+        Ok((Reply::Ok(Bytes(b)), [])) => Ok((id, Ok(b))),
         Ok((Reply::Err(e), [])) => Ok((id, Err(e))),
         Ok((_, rest)) => Err(format!("{} unexpected bytes after a reply", rest.len())),
         Err(e) => Err(format!("an undecodable reply: {e}")),
+    }
+}
+
+/// The result of the reply that [`Mux::read_own`] left in `reader` (it decoded once already),
+/// read by `f` where it lies.
+fn own_reply<R>(mux: &Mux, reader: &FrameReader<Stream>, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    match decode_reply(reader.body()) {
+        Ok((_, Ok(bytes))) => f(bytes),
+        Ok((_, Err(e))) => Err(e),
+        Err(reason) => Err(Error::Protocol { address: mux.address.to_string(), message: reason }),
     }
 }
 
@@ -584,6 +591,18 @@ fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<Vec<u8>>), Stri
 /// for its reply; dropping the future cancels the call (see the module docs), undoing its
 /// result with `undo` if it had come.
 pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, undo: Option<Undo>) -> Result<Vec<u8>> {
+    request_with(address, owner, req, undo, |b| Ok(b.to_vec())).await
+}
+
+/// [`request`], with the reply's payload read by `f`: where it lies in the frame when the call
+/// read its own reply (the common case, no copy), else from the copy its slot kept.
+pub(crate) async fn request_with<R>(
+    address: &Address,
+    owner: u64,
+    req: &Request<'_>,
+    undo: Option<Undo>,
+    f: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R> {
     let mut cached = Mux::cached(address);
     let mut tries = 0;
     let mux = loop {
@@ -613,7 +632,7 @@ pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, un
         Some(reader) => {
             mux.send(id, owner, req)?;
             let reader = match mux.read_own(reader, id) {
-                Own::Reply(reply) => return reply,
+                Own::Mine(reader) => return own_reply(&mux, &reader, f),
                 Own::Ended(reason) => return Err(mux.lost(&reason)),
                 Own::NotYet(reader) => reader,
             };
@@ -629,7 +648,8 @@ pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, un
         None => false,
     };
     if sent {
-        return Pending { mux, id, undo, finished: false, slept: Some(Instant::now()) }.await;
+        let bytes = Pending { mux, id, undo, finished: false, slept: Some(Instant::now()) }.await?;
+        return f(&bytes);
     }
     {
         let mut state = crate::unpoison::lock(&mux.state);
@@ -645,7 +665,7 @@ pub(crate) async fn request(address: &Address, owner: u64, req: &Request<'_>, un
         crate::unpoison::lock(&pending.mux.state).replace(id, None);
         return Err(e);
     }
-    pending.await
+    f(&pending.await?)
 }
 
 /// A call whose frame was sent, until its reply is taken.

@@ -178,6 +178,8 @@ struct Job {
 thread_local! {
     /// The set a call's session records its objects in: one a thread, its memory reused.
     static TOUCHED: std::cell::RefCell<FxHashSet<u64>> = std::cell::RefCell::new(FxHashSet::default());
+    /// The objects a call hands back to be released, emptied after each call and reused.
+    static FREED: std::cell::RefCell<Vec<super::object::Object>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How the reading of a connection ended for the thread that held it.
@@ -261,7 +263,7 @@ impl Mux {
             });
             let mut session =
                 Session::with_touched(caller, serving, TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut())));
-            let mut freed = Vec::new();
+            let mut freed = FREED.with(|f| std::mem::take(&mut *f.borrow_mut()));
             let reply = match wire::take::<Request<'_>>(request) {
                 Ok((req, [])) if req.multiplexable() => core.handle_guarded(req, &mut session, &mut freed, &self.peer),
                 Ok((_, [])) => Some(Err(core.protocol("a request that a multiplexed connection cannot carry"))),
@@ -269,6 +271,7 @@ impl Mux {
                 Err(e) => Some(Err(core.protocol(format!("undecodable request: {e}")))),
             };
             super::object::release(&core.address, freed.drain(..));
+            FREED.with(|f| *f.borrow_mut() = freed);
             {
                 let mut touched = session.touched_ids();
                 match (touched.next(), touched.next()) {
