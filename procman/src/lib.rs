@@ -208,19 +208,23 @@
 //! limits, deadlines and errors are the same on both paths, and a frame larger than a ring
 //! streams through it.
 //!
-//! A side waiting for bytes (a reply, the next request) spins on the ring for a short, bounded
-//! time, then sleeps in `poll(2)` on the socket, which stays as the doorbell (one byte written
-//! when the peer sleeps) and as the liveness signal (a peer that dies closes it: a sleeping side
-//! wakes at once, a spinning one finds it at its next check). The spin budget adapts to how
-//! long recent waits took (at most 50 µs, `PROCMAN_SPIN_US` to change it, 0 to never spin), no
-//! more threads of a process spin at once than it has cores, and a one-core machine never
-//! spins; a spin that runs out backs off (the next waits sleep at once, twice as many each
-//! time, until a spin pays again), so on a machine whose cores are busy with other work the
-//! fast path sleeps as the socket does instead of spinning against its own peer; a call
-//! blocked for an hour (a `get`, an `acquire`) uses next to no CPU after its spin (it looks at
-//! the ring 20 times a second, so that a doorbell another thread of its side took is a short
-//! delay, not a hang). A proxy call then costs under a microsecond where a socket round trip
-//! costs ten or more (see the README's benchmarks).
+//! A ring holds records, each on its own cache lines and ended by a commit word that the
+//! reader polls, so a small frame arrives in the one cache line that tells it came. A side
+//! waiting for bytes (a reply, the next request) spins on the ring for a short, bounded time,
+//! then sleeps in `FUTEX_WAIT` on a flag in the shared header; the side that writes sees the
+//! flag and wakes it (`FUTEX_WAKE`, one system call, and no hint to the scheduler to run the
+//! woken thread on the waker's core, which a socket write gives). The socket stays as the
+//! liveness signal: a side that drops its channel shuts it and wakes the peer, and a sleep
+//! lasts at most 100 ms before it looks at the socket, so a peer that died (killed) is noticed
+//! within that. The spin budget adapts to how long recent waits took (at most 50 µs,
+//! `PROCMAN_SPIN_US` to change it, 0 to never spin), no more threads of a process spin at once
+//! than it has cores, a spin gives its core away every few microseconds (`sched_yield`), and a
+//! one-core machine never spins; a spin that runs out while its peer was not woken by it
+//! backs off (the next waits sleep at once, twice as many each time, until a spin pays again),
+//! so with more runnable threads than cores the fast path sleeps as the socket does instead of
+//! spinning against its own peer. A call blocked for an hour (a `get`, an `acquire`) uses next
+//! to no CPU after its spin. A proxy call then costs about half a microsecond where a socket
+//! round trip costs five to twenty (see the README's benchmarks).
 //!
 //! The peer may write the shared pages at any time: each side keeps its own positions, checks
 //! the peer's against the ring, and copies bytes out before anything decodes them; a broken
