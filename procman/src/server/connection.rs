@@ -50,14 +50,14 @@ impl Session {
     }
 
     /// A session that records the objects it calls in `touched` (an empty set whose memory
-    /// is reused; see [`into_touched`](Self::into_touched)).
+    /// is reused; see [`into_parts`](Self::into_parts)).
     pub(super) fn with_touched(caller: Caller, serving: Rc<Serving>, touched: FxHashSet<u64>) -> Session {
         Session { touched, ..Session::new(caller, serving) }
     }
 
-    /// The set of objects it called, for reuse.
-    pub(super) fn into_touched(self) -> FxHashSet<u64> {
-        self.touched
+    /// The set of objects it called and what its calls saw of the connection, for reuse.
+    pub(super) fn into_parts(self) -> (FxHashSet<u64>, Rc<Serving>) {
+        (self.touched, self.serving)
     }
 
     pub(super) fn touched_ids(&self) -> impl Iterator<Item = u64> + '_ {

@@ -205,7 +205,7 @@ impl Mux {
         let started = workers::run(Box::new(move || {
             let _depth = ThreadLimit::set(depth);
             let (key, id, began) = (job.key, job.id, Instant::now());
-            drop(mux.run(job));
+            drop(mux.run(job, &mut None));
             mux.finished(id, owner);
             if let Some(key) = key
                 && began.elapsed() < watchdog::TICK
@@ -244,9 +244,27 @@ impl Mux {
         }
     }
 
+    /// What a call of this connection sees of it (see `scope.rs`), cancelled by `cancelled`:
+    /// `spare` (the reading thread's last call's) when nothing else holds it, else a new one.
+    fn serving(&self, cancelled: Arc<Cancel>, spare: &mut Option<Rc<Serving>>) -> Rc<Serving> {
+        if let Some(mut rc) = spare.take()
+            && let Some(s) = Rc::get_mut(&mut rc)
+        {
+            s.cancelled = Some(cancelled);
+            return rc;
+        }
+        Rc::new(Serving {
+            core: Arc::downgrade(&self.core),
+            connection: self.connection.clone(),
+            cancelled: Some(cancelled),
+        })
+    }
+
     /// Runs one request and sends its reply.
     /// Returns the frame's buffer, for the reader to reuse.
-    fn run(self: &Arc<Self>, job: Job) -> Vec<u8> {
+    /// `spare` is the `Serving` the reading thread's calls reuse (see [`serving`](Self::serving)),
+    /// kept in its reading loop, so that none outlives the connection.
+    fn run(self: &Arc<Self>, job: Job, spare: &mut Option<Rc<Serving>>) -> Vec<u8> {
         let Job { id, caller, cancelled, frame, at, len, .. } = job;
         let request = &frame[at..len];
         let core = &self.core;
@@ -256,11 +274,7 @@ impl Mux {
                 reason: "the caller cancelled the call before it ran".into(),
             }))
         } else {
-            let serving = Rc::new(Serving {
-                core: Arc::downgrade(core),
-                connection: self.connection.clone(),
-                cancelled: Some(cancelled),
-            });
+            let serving = self.serving(cancelled, spare);
             let mut session =
                 Session::with_touched(caller, serving, TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut())));
             let mut freed = FREED.with(|f| std::mem::take(&mut *f.borrow_mut()));
@@ -286,9 +300,10 @@ impl Mux {
                     }
                 }
             }
-            let mut touched = session.into_touched();
+            let (mut touched, serving) = session.into_parts();
             touched.clear();
             TOUCHED.with(|t| *t.borrow_mut() = touched);
+            *spare = Some(serving);
             reply
         };
         if let Some(reply) = reply {
@@ -334,6 +349,7 @@ impl Mux {
     fn lead(self: &Arc<Self>, mut reading: Box<Reading>) -> Led {
         let core = &self.core;
         let peer = &*self.peer;
+        let mut spare = None;
         loop {
             match reading.reader.read(None) {
                 Ok(true) => {}
@@ -408,7 +424,7 @@ impl Mux {
             reading.inline = Some(Inline { key, id, owner, cancelled });
             *crate::unpoison::lock(&self.reading) = Some(reading);
             let running = self.watch.begin();
-            let frame = self.run(job);
+            let frame = self.run(job, &mut spare);
             if !self.watch.end(running) && !self.resumes() {
                 // The thread reading now entered this call among those in flight.
                 self.finished(id, owner);
@@ -531,13 +547,18 @@ impl Watched for Mux {
 /// The (object, method) of a call request, hashed: what the connection remembers of calls
 /// that blocked.
 fn call_key(request: &[u8]) -> Option<(u64, u64)> {
-    match wire::take::<Request<'_>>(request) {
-        Ok((Request::Call { id, method, .. }, _)) => {
+    // A call's variant, object id and method name, read as they lie (the method's bytes are
+    // hashed, not checked as UTF-8: the call's own decoding does that).
+    match wire::take::<(u32, u64, wire::Bytes<'_>)>(request) {
+        Ok(((CALL_VARIANT, id, wire::Bytes(method)), _)) => {
             Some((id, BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(method)))
         }
         _ => None,
     }
 }
+
+/// postcard's index of `Request::Call` (see `message::call_head`).
+const CALL_VARIANT: u32 = 2;
 
 impl Core {
     /// Serves a connection that switched to multiplexed frames, until it closes. Fills
