@@ -730,9 +730,11 @@ impl Channel {
             return true;
         }
         let start = Instant::now();
+        let mut spun_out = false;
         if !budget.is_zero()
             && let Some(_spinning) = Spinning::enter()
         {
+            let mut yielded = start;
             loop {
                 for _ in 0..SPIN_BATCH {
                     if self.has_bytes() {
@@ -742,14 +744,23 @@ impl Channel {
                     }
                     std::hint::spin_loop();
                 }
-                if start.elapsed() >= budget {
-                    self.spin.missed();
+                let now = Instant::now();
+                if now - start >= budget {
+                    spun_out = true;
                     break;
+                }
+                // As in `wait`: a peer queued behind this spin on its core gets it.
+                if now - yielded >= YIELD_EVERY {
+                    std::thread::yield_now();
+                    yielded = Instant::now();
                 }
             }
         }
         let bound = self.spin.in_place();
         if bound.is_zero() {
+            if spun_out {
+                self.spin.missed();
+            }
             return false;
         }
         // The flag is raised and left raised: the connection's reader thread may sleep on the
@@ -763,7 +774,13 @@ impl Channel {
         }
         let came = self.has_bytes() || self.is_gone();
         // A wait that ran out is a long one: the bound shrinks.
-        self.spin.waited(if came { start.elapsed() } else { Duration::MAX });
+        let w = if came { start.elapsed() } else { Duration::MAX };
+        self.spin.waited(w);
+        // The same rule as `wait`'s: an answer just after the spin ran out, from a peer that
+        // this side did not have to wake, is what a spin that holds up its peer looks like.
+        if spun_out && !self.woke_peer.load(Ordering::Relaxed) && w < budget * CONTENTION_FACTOR {
+            self.spin.missed();
+        }
         came
     }
 
