@@ -258,13 +258,15 @@ impl Conn {
         id: u64,
         method: &str,
         args: &[u8],
+        tail: &[u8],
         f: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
-        let size = self.writer.encode_with_tail(&message::call_head(id, method, args.len()), args.len())?;
+        let len = args.len() + tail.len();
+        let size = self.writer.encode_with_tail(&message::call_head(id, method, len), len)?;
         if size > self.max_request {
             return Err(Error::FrameTooLarge { size: size as u64, limit: self.max_request as u64 });
         }
-        if let Err(e) = self.writer.send_with_tail(args) {
+        if let Err(e) = self.writer.send_with_tails(args, tail) {
             let e = lost(&self.address, e);
             return Err(self.goodbye_or(e));
         }

@@ -26,20 +26,36 @@ use serde::de::DeserializeOwned;
 
 /// The encoded arguments of one call, built one argument at a time so that a type error lands
 /// on that argument's tokens.
+///
+/// A last argument of bytes (`Vec<u8>`, `&[u8]`, `[u8; N]`) is kept where it lies, its length
+/// encoded: a blocking call writes it into the frame from there, not through a copy here.
 #[derive(Debug, Default)]
-pub struct ArgsBuf {
+pub struct ArgsBuf<'a> {
     bytes: Vec<u8>,
+    /// The bytes of a last byte-string argument, after its length in `bytes`.
+    tail: &'a [u8],
 }
 
-impl ArgsBuf {
+impl<'a> ArgsBuf<'a> {
     /// An empty argument list.
     pub fn new() -> Self {
-        ArgsBuf { bytes: Vec::new() }
+        ArgsBuf { bytes: Vec::new(), tail: &[] }
+    }
+
+    /// Appends the last argument, a byte string: its encoding is its length, then its bytes,
+    /// which stay where they are until the call writes them.
+    pub fn push_last_bytes(&mut self, bytes: &'a [u8]) -> Result<()> {
+        debug_assert!(self.tail.is_empty(), "one last argument");
+        // postcard writes a byte string as its length (a varint of the `usize`), then the bytes.
+        self.push(&bytes.len())?;
+        self.tail = bytes;
+        Ok(())
     }
 
     /// Appends one argument. postcard encodes a tuple as its fields one after the other, so
     /// arguments pushed one by one decode as a tuple.
     pub fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
+        debug_assert!(self.tail.is_empty(), "no argument after the last");
         if self.bytes.capacity() == 0 {
             self.bytes.reserve(wire::SMALL);
         }
@@ -53,9 +69,16 @@ impl ArgsBuf {
         self.push::<[F]>(&forms)
     }
 
-    /// The encoded bytes.
+    /// The encoded bytes, in one vector.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        let mut bytes = self.bytes;
+        bytes.extend_from_slice(self.tail);
+        bytes
+    }
+
+    /// The encoded bytes as they lie: what was encoded, then the last argument's bytes.
+    pub(crate) fn parts(&self) -> (&[u8], &'a [u8]) {
+        (&self.bytes, self.tail)
     }
 }
 
@@ -101,18 +124,20 @@ impl<'a> ArgsReader<'a> {
 
 /// Calls `method` on the proxy's referent and decodes a plain return value. A proxy received
 /// from another process has its type checked first, once.
-pub fn call<P: Proxy, R: DeserializeOwned>(proxy: &P, method: &str, args: ArgsBuf) -> Result<R>
+pub fn call<P: Proxy, R: DeserializeOwned>(proxy: &P, method: &str, args: ArgsBuf<'_>) -> Result<R>
 where
     P::Referent: Dispatch,
 {
     crate::typecheck::verify::<P::Referent>(proxy.base())?;
-    let args = args.into_bytes();
-    proxy.base().call_with(method, &args, |bytes| wire::decode::<R>(bytes, format_args!("the result of `{method}`")))
+    let (args, tail) = args.parts();
+    proxy
+        .base()
+        .call_with_parts(method, args, tail, |bytes| wire::decode::<R>(bytes, format_args!("the result of `{method}`")))
 }
 
 /// [`call`] for a method returning `Vec<u8>` (or `&[u8]`), which the server sends as a byte
 /// string.
-pub fn call_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Vec<u8>>
+pub fn call_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf<'_>) -> Result<Vec<u8>>
 where
     P::Referent: Dispatch,
 {
@@ -120,7 +145,7 @@ where
 }
 
 /// [`call`] for a method returning `Option<Vec<u8>>`.
-pub fn call_opt_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Option<Vec<u8>>>
+pub fn call_opt_bytes<P: Proxy>(proxy: &P, method: &str, args: ArgsBuf<'_>) -> Result<Option<Vec<u8>>>
 where
     P::Referent: Dispatch,
 {
@@ -131,7 +156,7 @@ where
 pub fn call_result_bytes<P: Proxy, E: DeserializeOwned>(
     proxy: &P,
     method: &str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
 ) -> Result<std::result::Result<Vec<u8>, E>>
 where
     P::Referent: Dispatch,
@@ -140,7 +165,7 @@ where
 }
 
 /// Calls `method` and converts its result with [`Form`] (`Encoded<T>` to `T`, ...).
-pub fn call_form<P: Proxy, F: Form>(proxy: &P, method: &str, args: ArgsBuf) -> Result<F::Client>
+pub fn call_form<P: Proxy, F: Form>(proxy: &P, method: &str, args: ArgsBuf<'_>) -> Result<F::Client>
 where
     P::Referent: Dispatch,
 {
@@ -149,7 +174,7 @@ where
 
 /// Calls `method`, whose result is a new shared object in the server, and returns its proxy,
 /// checked against the type `Q` it is used as.
-pub fn call_proxy<P: Proxy, Q: Proxy>(proxy: &P, method: &str, args: ArgsBuf) -> Result<Q>
+pub fn call_proxy<P: Proxy, Q: Proxy>(proxy: &P, method: &str, args: ArgsBuf<'_>) -> Result<Q>
 where
     P::Referent: Dispatch,
     Q::Referent: Dispatch,
@@ -161,7 +186,12 @@ where
 
 /// Creates an object of `typeid` through a manager and returns its typed proxy; the manager
 /// checks the proxy's type and the creator's `signature` first.
-pub fn create<P: Proxy>(manager: &crate::BaseManager, typeid: &str, args: ArgsBuf, signature: Signature) -> Result<P>
+pub fn create<P: Proxy>(
+    manager: &crate::BaseManager,
+    typeid: &str,
+    args: ArgsBuf<'_>,
+    signature: Signature,
+) -> Result<P>
 where
     P::Referent: Dispatch,
 {
@@ -715,5 +745,28 @@ mod probe_tests {
         struct NoSchema;
         let (fp, name) = (&&&super::Probe::<NoSchema>::new()).procman_fingerprint();
         assert_eq!((fp, name.as_str()), (crate::schema::Fingerprint::UNKNOWN, "NoSchema"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A last byte argument kept where it lies encodes as the same bytes as one encoded in
+    /// place, at every length a varint changes size.
+    #[test]
+    fn a_last_byte_argument_encodes_as_one_pushed_whole() {
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut whole = ArgsBuf::new();
+            whole.push(&7u32).unwrap();
+            whole.push(&ByteArg(&bytes)).unwrap();
+            let mut kept = ArgsBuf::new();
+            kept.push(&7u32).unwrap();
+            kept.push_last_bytes(&bytes).unwrap();
+            let (head, tail) = kept.parts();
+            assert_eq!(tail.as_ptr(), bytes.as_ptr(), "the bytes stay where they lie");
+            assert_eq!([head, tail].concat(), whole.into_bytes(), "{len} bytes");
+        }
     }
 }

@@ -154,7 +154,19 @@ impl BaseProxy {
     /// [`call_raw`](Self::call_raw), with the encoded result read by `f` in the reply's frame
     /// (no copy of it).
     pub(crate) fn call_with<R>(&self, method: &str, args: &[u8], f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        client::with_conn(&self.token.address, |c| c.call_with(self.token.id, method, args, f))
+        self.call_with_parts(method, args, &[], f)
+    }
+
+    /// [`call_with`](Self::call_with), with the encoded arguments in two parts, `args` then
+    /// `tail`, each written into the frame from where it lies.
+    pub(crate) fn call_with_parts<R>(
+        &self,
+        method: &str,
+        args: &[u8],
+        tail: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        client::with_conn(&self.token.address, |c| c.call_with(self.token.id, method, args, tail, f))
     }
 
     /// Calls a method whose result is a new shared object and returns a proxy for it.

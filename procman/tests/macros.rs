@@ -150,7 +150,7 @@ impl Switch {
 }
 
 /// Calls `method` the way the server does, with `args` built like a proxy builds them.
-fn call<T: Dispatch>(referent: &Referent<T>, method: &str, args: ArgsBuf) -> procman::Result<Vec<u8>> {
+fn call<T: Dispatch>(referent: &Referent<T>, method: &str, args: ArgsBuf<'_>) -> procman::Result<Vec<u8>> {
     let mut cx = CallCx::detached();
     T::call(referent, method, &args.into_bytes(), &mut cx)
 }
@@ -159,7 +159,7 @@ fn decode<R: DeserializeOwned>(bytes: procman::Result<Vec<u8>>) -> R {
     postcard::from_bytes(&bytes.expect("the call succeeds")).expect("the result decodes")
 }
 
-fn args<A: Serialize + ?Sized>(values: &[&A]) -> ArgsBuf {
+fn args<A: Serialize + ?Sized>(values: &[&A]) -> ArgsBuf<'static> {
     let mut buf = ArgsBuf::new();
     for value in values {
         buf.push(*value).unwrap();

@@ -269,13 +269,15 @@ fn read_bytes(shape: &ty::ByteShape, reader: &Ident) -> TokenStream {
 }
 
 /// Pushes `value`, an argument of byte shape `shape` (a place expression of the argument's
-/// type), as a byte string.
-fn push_bytes(shape: &ty::ByteShape, buf: &Ident, value: &Ident) -> TokenStream {
+/// type), as a byte string; the `last` argument's bytes stay where they lie until the call
+/// writes them (see `ArgsBuf::push_last_bytes`).
+fn push_bytes(shape: &ty::ByteShape, buf: &Ident, value: &Ident, last: bool) -> TokenStream {
     let private = quote!(::procman::__private);
     match shape {
         ty::ByteShape::OptVec => quote! {
             #buf.push(&::core::option::Option::as_deref(&#value).map(#private::ByteArg))?;
         },
+        _ if last => quote!(#buf.push_last_bytes(&#value[..])?;),
         _ => quote!(#buf.push(&#private::ByteArg(&#value[..]))?;),
     }
 }
@@ -301,7 +303,7 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
         }
     };
     let mut out = ProxyArgs { params: Vec::new(), pushes: Vec::new(), bounds: Vec::new() };
-    for arg in args {
+    for (i, arg) in args.iter().enumerate() {
         let name = &arg.name;
         let ty = ty::replace_self(&arg.ty, self_ty);
         let span = arg.ty.span();
@@ -313,7 +315,7 @@ pub(super) fn proxy_args(args: &[Arg], self_ty: &Type, params: &BTreeSet<Ident>,
         if let Some(shape) = byte_arg(&arg.ty) {
             // Sent as one byte string: the type is concrete, nothing to check.
             out.params.push(quote!(#name: #ty));
-            out.pushes.push(push_bytes(&shape, &ident_at(buf, span), name));
+            out.pushes.push(push_bytes(&shape, &ident_at(buf, span), name, i + 1 == args.len()));
             continue;
         }
         if let Some(elem) = elem.filter(|elem| ty::mentions_encoded(elem)) {

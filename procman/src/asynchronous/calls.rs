@@ -27,7 +27,12 @@ async fn verify<T: Dispatch>(base: &BaseProxy) -> Result<()> {
 }
 
 /// Calls `method` with `args` and returns the reply's payload.
-async fn raw<P: Proxy>(proxy: &P, method: &'static str, args: ArgsBuf, undo: Option<&'static str>) -> Result<Vec<u8>>
+async fn raw<P: Proxy>(
+    proxy: &P,
+    method: &'static str,
+    args: ArgsBuf<'_>,
+    undo: Option<&'static str>,
+) -> Result<Vec<u8>>
 where
     P::Referent: Dispatch,
 {
@@ -38,7 +43,7 @@ where
 async fn raw_with<P: Proxy, R>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
     f: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R>
@@ -58,7 +63,7 @@ where
 pub async fn call<P: Proxy, R: DeserializeOwned>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<R>
 where
@@ -72,7 +77,7 @@ where
 pub async fn call_bytes<P: Proxy>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<Vec<u8>>
 where
@@ -85,7 +90,7 @@ where
 pub async fn call_opt_bytes<P: Proxy>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<Option<Vec<u8>>>
 where
@@ -98,7 +103,7 @@ where
 pub async fn call_result_bytes<P: Proxy, E: DeserializeOwned>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<std::result::Result<Vec<u8>, E>>
 where
@@ -111,7 +116,7 @@ where
 pub async fn call_form<P: Proxy, F: Form>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<F::Client>
 where
@@ -125,7 +130,7 @@ where
 pub async fn call_proxy<P: Proxy, Q: Proxy>(
     proxy: &P,
     method: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     undo: Option<&'static str>,
 ) -> Result<Q>
 where
@@ -142,7 +147,7 @@ where
 pub async fn create<P: Proxy>(
     manager: &crate::BaseManager,
     typeid: &'static str,
-    args: ArgsBuf,
+    args: ArgsBuf<'_>,
     signature: typecheck::Signature,
 ) -> Result<P>
 where

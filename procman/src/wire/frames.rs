@@ -8,12 +8,14 @@
 //! changed only when a frame is not already whole in the read buffer (on a shared-memory
 //! channel, in its ring).
 //!
-//! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied four
-//! times in user space: into the encoded arguments (`ArgsBuf`), out of the server's frame into
-//! the `Vec` the method takes, into the encoded result, and out of the client's frame into the
-//! `Vec` the caller gets. The encoded arguments and result are written to the socket from where
-//! they lie ([`FrameWriter::send_with_tail`]) and the result is decoded in the reply's frame.
-//! A sealed session copies each of them into the frame buffer as well, to seal the frame whole.
+//! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied three
+//! times in user space: out of the server's frame into the `Vec` the method takes, into the
+//! encoded result, and out of the client's frame into the `Vec` the caller gets. A blocking
+//! call's last argument of bytes is written into the frame from the caller's own buffer (the
+//! arguments before it are encoded into `ArgsBuf`; [`FrameWriter::send_with_tails`]), the
+//! encoded result from where it lies, and the result is decoded in the reply's frame (an async
+//! call encodes its arguments whole, one copy more). A sealed session copies each of them into
+//! the frame buffer as well, to seal the frame whole.
 //!
 //! On the same-host fast path the frame itself is copied twice more, into the ring and out of
 //! it: a stream in memory (see [`Medium`]) is read straight into the frame's body, with no
@@ -330,11 +332,17 @@ impl<S: Write + Medium> FrameWriter<S> {
     /// large tail on a plain session is written from where it lies (one vectored write), not
     /// copied into the frame buffer; a sealed frame is sealed whole, so its tail is copied.
     pub(crate) fn send_with_tail(&mut self, tail: &[u8]) -> io::Result<()> {
-        if self.seal.is_some() || (tail.len() < VECTORED_TAIL && !self.inner.in_memory()) {
-            self.buf.extend_from_slice(tail);
+        self.send_with_tails(tail, &[])
+    }
+
+    /// [`send_with_tail`](Self::send_with_tail) of a tail in two parts, `a` then `b`.
+    pub(crate) fn send_with_tails(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
+        if self.seal.is_some() || (a.len() + b.len() < VECTORED_TAIL && !self.inner.in_memory()) {
+            self.buf.extend_from_slice(a);
+            self.buf.extend_from_slice(b);
             return self.send();
         }
-        write_all_two(&mut self.inner, &self.buf, tail)
+        write_all_parts(&mut self.inner, [&self.buf, a, b])
     }
 
     /// Seals (if the session is sealed) and sends the frame [`encode`](Self::encode) made.
@@ -388,21 +396,33 @@ fn frame_with_tail<T: ?Sized + Serialize>(head: &T, tail_len: usize, buf: &mut V
     Ok(())
 }
 
-/// Writes `a` then `b`, with vectored writes while `a` lasts.
-fn write_all_two(w: &mut impl Write, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
-    while !a.is_empty() {
-        match w.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]) {
+/// Writes `parts` one after the other, with vectored writes.
+fn write_all_parts<const N: usize>(w: &mut impl Write, mut parts: [&[u8]; N]) -> io::Result<()> {
+    let mut first = 0;
+    loop {
+        while first < N && parts[first].is_empty() {
+            first += 1;
+        }
+        if first == N {
+            return Ok(());
+        }
+        let slices: [io::IoSlice<'_>; N] = std::array::from_fn(|i| io::IoSlice::new(parts[i]));
+        match w.write_vectored(&slices[first..]) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write a whole frame")),
-            Ok(n) if n >= a.len() => {
-                b = &b[n - a.len()..];
-                a = &[];
+            Ok(mut n) => {
+                while n > 0 && first < N {
+                    let take = n.min(parts[first].len());
+                    parts[first] = &parts[first][take..];
+                    n -= take;
+                    if parts[first].is_empty() {
+                        first += 1;
+                    }
+                }
             }
-            Ok(n) => a = &a[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    w.write_all(b)
 }
 
 /// The fuzz target `sealed_frames`: `data` read as a sealed stream (each frame that opens is
