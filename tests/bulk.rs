@@ -153,3 +153,24 @@ fn large_payloads_cross_sealed_tcp_frames_too() {
     assert_eq!(s.borrowed().unwrap(), pattern(200 << 10));
     m.shutdown().unwrap();
 }
+
+/// Async calls carry the same payloads: their results, too, are sent from the vector the
+/// method returned, on the fast path and over the Unix socket.
+#[test]
+fn async_calls_carry_byte_payloads_of_every_size_on_both_transports() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for transport in [procman::Transport::SharedMemory, procman::Transport::Socket] {
+        let m = BulkManager::new().transport(transport).start().unwrap();
+        let s = m.store(pattern(300), [2; 32]).unwrap().into_async();
+        rt.block_on(async {
+            for len in [0, 255, 256, 1024, 64 * 1024, (128 << 10) + 1, 1 << 20] {
+                let data = pattern(len);
+                assert_eq!(s.echo(data.clone()).await.unwrap(), data, "async echo of {len} bytes ({transport:?})");
+                assert_eq!(s.echo_slice(&data).await.unwrap(), data, "async slice of {len} bytes ({transport:?})");
+            }
+            assert_eq!(s.borrowed().await.unwrap(), pattern(300));
+        });
+        drop(s);
+        m.shutdown().unwrap();
+    }
+}

@@ -208,6 +208,16 @@ pub fn ret<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>> {
     wire::encode(value, "a return value")
 }
 
+/// [`ret`] for a method's `Vec<u8>` result, a byte string: in a server, the bytes are sent from
+/// the vector the method returned (see `CallCx::keep_tail`) and the encoding returned holds
+/// their length only.
+pub fn ret_bytes(cx: &mut CallCx<'_>, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    match cx.keep_tail(bytes) {
+        Ok(head) => head,
+        Err(bytes) => ret(&crate::bytes::ByteArg(&bytes)),
+    }
+}
+
 /// Converts the error of a method returning a one-argument `Result<T>` (or of a creator) into
 /// the call's error.
 pub fn into_error<E: IntoCallError>(e: E) -> Error {

@@ -437,7 +437,7 @@ fn dispatch_arm(method: &Method) -> TokenStream {
                 (&&&::procman::__private::Probe::<#ok>::new()).procman_register(#cx, #value)
             }}
         } else {
-            encode(ok, &value)
+            encode(ok, &value, &cx)
         }
     };
     let body = match &ret {
@@ -482,14 +482,18 @@ fn dispatch_arm(method: &Method) -> TokenStream {
     }
 }
 
-/// Encodes `value`, of the returned type `ty`.
-fn encode(ty: &Type, value: &Ident) -> TokenStream {
+/// Encodes `value`, of the returned type `ty`, in the call whose context is `cx`.
+fn encode(ty: &Type, value: &Ident, cx: &Ident) -> TokenStream {
     let span = user_span(ty.span());
     let value = ident_at(value, span);
     if let Some(shape) = ty::byte_shape(ty).filter(|shape| !matches!(shape, ty::ByteShape::Array(_))) {
         // Sent as one byte string; the proxy reads it back with `ByteBuf`.
         let private = quote!(::procman::__private);
         return match shape {
+            // An owned `Vec<u8>`: the server sends its bytes from where they lie.
+            ty::ByteShape::Vec if !matches!(ty::ungroup(ty), Type::Reference(_)) => {
+                quote!(#private::ret_bytes(#cx, #value))
+            }
             ty::ByteShape::OptVec => {
                 quote!(#private::ret(&::core::option::Option::as_deref(&#value).map(#private::ByteArg)))
             }

@@ -6,7 +6,7 @@
 //! connection's end (telling the objects it called, releasing what its client held) runs.
 
 use super::listen::Core;
-use super::object::{Object, release};
+use super::object::{Object, Payload, release};
 use super::scope::Serving;
 use crate::auth;
 use crate::error::{Error, Result, panic_message};
@@ -170,7 +170,7 @@ impl Core {
     ) {
         let mut freed = Vec::new();
         let limit = wire::encode(&(self.config.max_frame_size as u64), "the frame limit").unwrap_or_default();
-        let _ = send_reply(&mut writer, Ok(limit));
+        let _ = send_reply(&mut writer, Ok(limit.into()));
         loop {
             match reader.read(None) {
                 Ok(true) => {}
@@ -198,7 +198,7 @@ impl Core {
                 }
             };
             if matches!(req, Request::Multiplex) {
-                if send_reply(&mut writer, Ok(Vec::new())).is_ok() {
+                if send_reply(&mut writer, Ok(Payload::default())).is_ok() {
                     self.multiplexed(reader, writer, peer, session);
                 }
                 return;
@@ -256,7 +256,7 @@ impl Core {
         };
         let Some((channel, fd, ring)) = offer else {
             let no = wire::encode(&None::<u64>, "a channel offer").map_err(|e| io::Error::other(e.to_string()))?;
-            return send_reply(writer, Ok(no));
+            return send_reply(writer, Ok(no.into()));
         };
         let mut frame = Vec::new();
         let offer = wire::encode(&Some(ring), "a channel offer").map_err(|e| io::Error::other(e.to_string()))?;
@@ -289,7 +289,7 @@ impl Core {
         session: &mut Session,
         freed: &mut Vec<Object>,
         peer: &str,
-    ) -> Option<Result<Vec<u8>>> {
+    ) -> Option<Result<Payload>> {
         // A decref gets no reply, even when it fails.
         let one_way = matches!(req, Request::DecRef { .. });
         // What the request was, named only if it panics (borrowed from the frame meanwhile).
@@ -386,10 +386,10 @@ impl Core {
 }
 
 /// Sends the reply to request `id` of a multiplexed connection: the id, then the reply.
-pub(super) fn send_tagged_reply(w: &mut FrameWriter<Stream>, id: u64, r: Result<Vec<u8>>) -> io::Result<()> {
+pub(super) fn send_tagged_reply(w: &mut FrameWriter<Stream>, id: u64, r: Result<Payload>) -> io::Result<()> {
     let framed = match &r {
-        Ok(b) => match w.encode_with_tail(&(id, message::ok_head(b.len())), b.len()) {
-            Ok(_) => return w.send_with_tail(b),
+        Ok(p) => match w.encode_with_tail(&(id, message::ok_head(p.len())), p.len()) {
+            Ok(_) => return w.send_with_tails(&p.head, &p.tail),
             Err(e) => Err(e),
         },
         Err(e) => w.encode(&(id, Reply::Err(e))),
@@ -400,11 +400,12 @@ pub(super) fn send_tagged_reply(w: &mut FrameWriter<Stream>, id: u64, r: Result<
     w.send()
 }
 
-/// Sends a reply; a payload is sent from where it lies (see [`FrameWriter::send_with_tail`]).
-fn send_reply(w: &mut FrameWriter<Stream>, r: Result<Vec<u8>>) -> io::Result<()> {
+/// Sends a reply; a payload is sent from where its parts lie (see
+/// [`FrameWriter::send_with_tails`]).
+fn send_reply(w: &mut FrameWriter<Stream>, r: Result<Payload>) -> io::Result<()> {
     let framed = match &r {
-        Ok(b) => match w.encode_with_tail(&message::ok_head(b.len()), b.len()) {
-            Ok(_) => return w.send_with_tail(b),
+        Ok(p) => match w.encode_with_tail(&message::ok_head(p.len()), p.len()) {
+            Ok(_) => return w.send_with_tails(&p.head, &p.tail),
             Err(e) => Err(e),
         },
         Err(e) => w.encode(&Reply::Err(e)),

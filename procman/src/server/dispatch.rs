@@ -2,7 +2,7 @@
 
 use super::connection::Session;
 use super::listen::Core;
-use super::object::{CallCx, Object, guarded};
+use super::object::{CallCx, Object, Payload, guarded};
 use super::scope::CallScope;
 use crate::error::{Error, Result};
 use crate::shared::Caller;
@@ -19,12 +19,14 @@ impl Core {
         req: Request<'_>,
         session: &mut Session,
         freed: &mut Vec<Object>,
-    ) -> Option<Result<Vec<u8>>> {
+    ) -> Option<Result<Payload>> {
         let client = session.caller.client;
-        Some(match req {
+        let reply = match req {
+            Request::Call { id, method, args: Bytes(args) } => {
+                return Some(self.call(id, method, args, session, freed));
+            }
             Request::Hello { .. } => Err(self.protocol("a second hello")),
             Request::Create { typeid, args: Bytes(args), expect } => self.create(typeid, args, expect, session),
-            Request::Call { id, method, args: Bytes(args) } => self.call(id, method, args, session, freed),
             Request::Repr { id } => self
                 .object(id)
                 .and_then(|(o, typeid)| guarded(&typeid, "repr", || Ok(o.repr())))
@@ -68,7 +70,8 @@ impl Core {
             // The connection loop answers the first; on a multiplexed connection it is refused
             // before it gets here.
             Request::Multiplex => Err(self.protocol("a connection already multiplexed")),
-        })
+        };
+        Some(reply.map(Payload::from))
     }
 
     /// The empty reply of a request on object `id`, or `UnknownObject` when it had none.
@@ -155,11 +158,11 @@ impl Core {
         args: &[u8],
         session: &mut Session,
         freed: &mut Vec<Object>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Payload> {
         let (object, typeid) = self.object(id)?;
         session.record_call(id, self);
         let caller: Caller = session.caller;
-        let mut cx = CallCx { core: Some(self), caller };
+        let mut cx = CallCx { core: Some(self), caller, tail: None };
         let r = {
             let _scope = CallScope::enter(&session.serving, caller);
             guarded(&typeid, method, || object.call(method, args, &mut cx))
@@ -168,8 +171,9 @@ impl Core {
         // any freed one: iteratively, inside the panic boundary, outside the table's lock.
         freed.push(object);
         match r {
+            Ok(head) => Ok(Payload { head, tail: cx.tail.unwrap_or_default() }),
             Err(Error::NotExposed { method, .. }) => Err(Error::NotExposed { typeid: typeid.to_string(), method }),
-            r => r,
+            Err(e) => Err(e),
         }
     }
 }

@@ -80,6 +80,10 @@ pub(crate) fn new_object<T: Dispatch>(value: T) -> Object {
 pub struct CallCx<'a> {
     pub(super) core: Option<&'a Core>,
     pub(super) caller: Caller,
+    /// The bytes of a `Vec<u8>` result that the server sends from where they lie, after the
+    /// length the method's encoded result holds (see [`CallCx::keep_tail`]); only a server's
+    /// calls keep one.
+    pub(super) tail: Option<Vec<u8>>,
 }
 
 impl CallCx<'_> {
@@ -99,6 +103,19 @@ impl CallCx<'_> {
         let id = core.table().insert(typeid.clone().into(), new_object(value), self.caller.client, false);
         wire::encode(&NewObject { id, typeid, fingerprint }, "a new object's token")
     }
+
+    /// Keeps `bytes`, a method's `Vec<u8>` result, for the server to send from where it lies;
+    /// returns their encoding up to them (their length). The bytes come back (`Err`) when this
+    /// call keeps no tail (a detached one, or a short result, encoded whole as cheaply): the
+    /// caller encodes them.
+    pub(crate) fn keep_tail(&mut self, bytes: Vec<u8>) -> std::result::Result<Result<Vec<u8>>, Vec<u8>> {
+        if self.core.is_none() || self.tail.is_some() || bytes.len() < KEPT_TAIL {
+            return Err(bytes);
+        }
+        let head = wire::encode(&bytes.len(), "a result's length");
+        self.tail = Some(bytes);
+        Ok(head)
+    }
 }
 
 impl CallCx<'static> {
@@ -106,7 +123,31 @@ impl CallCx<'static> {
     /// `Caller { client: 0, connection: 0 }` and `register` fails with `Error::Usage`.
     #[doc(hidden)]
     pub fn detached() -> Self {
-        CallCx { core: None, caller: Caller { client: 0, connection: 0 } }
+        CallCx { core: None, caller: Caller { client: 0, connection: 0 }, tail: None }
+    }
+}
+
+/// The shortest `Vec<u8>` result sent from where it lies: a shorter one is copied into its
+/// encoding, which costs less than a frame of three parts.
+const KEPT_TAIL: usize = 256;
+
+/// A call's encoded result as the server sends it: `head`, then `tail` (the bytes of a
+/// `Vec<u8>` result, written into the frame from the vector the method returned).
+#[derive(Debug, Default)]
+pub(super) struct Payload {
+    pub(super) head: Vec<u8>,
+    pub(super) tail: Vec<u8>,
+}
+
+impl Payload {
+    pub(super) fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(head: Vec<u8>) -> Self {
+        Payload { head, tail: Vec::new() }
     }
 }
 

@@ -1440,7 +1440,7 @@ mod tests {
                 for n in sizes {
                     let tail = payload(n);
                     w.encode_with_tail(&("head", tail.len()), tail.len()).unwrap();
-                    w.send_with_tail(&tail).unwrap();
+                    w.send_with_tails(&tail, &[]).unwrap();
                 }
                 // Half a frame, then nothing: the reader gives up at the frame timeout.
                 w.send_raw(&[200, 0, 0, 0, 1, 2, 3]).unwrap();

@@ -8,14 +8,16 @@
 //! changed only when a frame is not already whole in the read buffer (on a shared-memory
 //! channel, in its ring).
 //!
-//! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied three
-//! times in user space: out of the server's frame into the `Vec` the method takes, into the
-//! encoded result, and out of the client's frame into the `Vec` the caller gets. A blocking
-//! call's last argument of bytes is written into the frame from the caller's own buffer (the
-//! arguments before it are encoded into `ArgsBuf`; [`FrameWriter::send_with_tails`]), the
-//! encoded result from where it lies, and the result is decoded in the reply's frame (an async
-//! call encodes its arguments whole, one copy more). A sealed session copies each of them into
-//! the frame buffer as well, to seal the frame whole.
+//! The bytes of a call (a `Vec<u8>` argument echoed back, on a plain session) are copied twice
+//! in user space: out of the server's frame into the `Vec` the method takes, and out of the
+//! client's frame into the `Vec` the caller gets. A blocking call's last argument of bytes is
+//! written into the frame from the caller's own buffer (the arguments before it are encoded
+//! into `ArgsBuf`), and a method's `Vec<u8>` result of 256 bytes or more from the vector the
+//! method returned (its length encoded before it; `CallCx::keep_tail`): the parts of a frame
+//! go out from where they lie ([`FrameWriter::send_with_tails`]). Other arguments and results
+//! are encoded first (one copy more; an async call encodes its arguments whole), and a result
+//! is decoded in the reply's frame. A sealed session copies each part into the frame buffer as
+//! well, to seal the frame whole.
 //!
 //! On the same-host fast path the frame itself is copied twice more, into the ring and out of
 //! it: a stream in memory (see [`Medium`]) is read straight into the frame's body, with no
@@ -321,21 +323,17 @@ impl<S: Write + Medium> FrameWriter<S> {
     }
 
     /// Encodes a frame whose message is `head` followed by `tail_len` bytes that
-    /// [`send_with_tail`](Self::send_with_tail) sends: `head` is the message's encoding up to a
+    /// [`send_with_tails`](Self::send_with_tails) sends: `head` is the message's encoding up to a
     /// byte string that ends it, its length included. Returns the size of the frame's body.
     pub(crate) fn encode_with_tail<T: ?Sized + Serialize>(&mut self, head: &T, tail_len: usize) -> Result<usize> {
         frame_with_tail(head, tail_len, &mut self.buf)?;
         Ok(self.buf.len() - 4 + tail_len)
     }
 
-    /// Sends the frame [`encode_with_tail`](Self::encode_with_tail) made, ending with `tail`. A
-    /// large tail on a plain session is written from where it lies (one vectored write), not
-    /// copied into the frame buffer; a sealed frame is sealed whole, so its tail is copied.
-    pub(crate) fn send_with_tail(&mut self, tail: &[u8]) -> io::Result<()> {
-        self.send_with_tails(tail, &[])
-    }
-
-    /// [`send_with_tail`](Self::send_with_tail) of a tail in two parts, `a` then `b`.
+    /// Sends the frame [`encode_with_tail`](Self::encode_with_tail) made, ending with its tail
+    /// in two parts, `a` then `b`. A large tail on a plain session is written from where its
+    /// parts lie (vectored writes), not copied into the frame buffer; a sealed frame is sealed
+    /// whole, so its tail is copied.
     pub(crate) fn send_with_tails(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
         if self.seal.is_some() || (a.len() + b.len() < VECTORED_TAIL && !self.inner.in_memory()) {
             self.buf.extend_from_slice(a);
@@ -381,7 +379,7 @@ impl<S: Write + Medium> FrameWriter<S> {
     }
 }
 
-/// The smallest tail [`FrameWriter::send_with_tail`] sends without copying it: below it, a
+/// The smallest tail [`FrameWriter::send_with_tails`] sends without copying it: below it, a
 /// copy costs less than a vectored write.
 const VECTORED_TAIL: usize = 64 * 1024;
 
@@ -584,7 +582,7 @@ mod tests {
                 let mut w = FrameWriter::new(Trickle { out: Vec::new(), max }, seal);
                 let size = w.encode_with_tail(&("head", tail.len()), tail.len()).unwrap();
                 assert_eq!(size, whole.len() - 4);
-                w.send_with_tail(&tail).unwrap();
+                w.send_with_tails(&tail, &[]).unwrap();
                 let open = sealed.then(|| keys().server().0);
                 let mut r = FrameReader::new(&w.inner.out[..], open, 4 << 20);
                 assert!(r.read(None).unwrap(), "{len} bytes, sealed: {sealed}");
