@@ -121,6 +121,68 @@ fn ten_thousand_pending_gets_are_served_once_each_on_one_connection_and_few_thre
     m.shutdown().unwrap();
 }
 
+/// How many callers wait in `get` on the manager's queues.
+fn getting(m: &SyncManager) -> usize {
+    m.debug_info()
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| match &o.state {
+            Some(procman::inspect::ObjectState::Queue { getting, .. }) => getting.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// An async connection has at most `max_calls_in_flight` calls in flight (each blocked call
+/// holds a thread of the manager): the call beyond them is refused at once with an error that
+/// says so and runs nothing (it takes no item), and the connection and its waiting calls go on.
+#[test]
+fn a_call_beyond_the_calls_in_flight_of_one_connection_is_refused_and_the_rest_go_on() {
+    const IN_FLIGHT: usize = 64;
+    let m = SyncManager::new().max_calls_in_flight(IN_FLIGHT).start().unwrap();
+    let q = m.queue::<u32>(0).unwrap().into_async();
+    let rt = multi_thread(2);
+    rt.block_on(async {
+        let getters: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move { q.get().await })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting = getting(&m);
+            if waiting >= IN_FLIGHT {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{waiting} of {IN_FLIGHT} gets waited in the manager after 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Refused at once: a call that was let in would wait for an item that never comes.
+        match tokio::time::timeout(Duration::from_secs(10), q.get()).await {
+            Ok(Err(procman::Error::Protocol { message, .. })) => {
+                assert!(message.contains("more than 64 calls in flight"), "{message}")
+            }
+            other => panic!("the call beyond the limit: {other:?}"),
+        }
+        for i in 0..IN_FLIGHT as u32 {
+            q.put(i).await.unwrap();
+        }
+        let mut got = HashSet::new();
+        for g in getters {
+            got.insert(g.await.unwrap().unwrap());
+        }
+        assert_eq!(got, (0..IN_FLIGHT as u32).collect::<HashSet<_>>(), "every waiting get took one item");
+        // The connection goes on, and the refused call took nothing.
+        q.put(7).await.unwrap();
+        assert_eq!(q.get().await.unwrap(), 7);
+        assert_eq!(q.qsize().await.unwrap(), 0);
+    });
+    drop(q);
+    m.shutdown().unwrap();
+}
+
 /// A small deterministic generator for delays.
 struct Lcg(u64);
 

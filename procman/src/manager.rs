@@ -123,6 +123,7 @@ impl std::ops::Deref for NoManager {
 /// | does not finish the handshake within [`handshake_timeout`](Self::handshake_timeout) | `refused a connection: authentication failed` | `reason = "the handshake deadline passed"` |
 /// | hangs up during the handshake | `refused a connection: authentication failed` | `reason = "the peer closed the connection during the handshake"` |
 /// | arrives when every slot of [`max_unauthenticated`](Self::max_unauthenticated) is taken and as many connections wait for one (it is told the manager is busy) | `refused a connection: too many unauthenticated connections` | `limit` |
+/// | has [`max_calls_in_flight`](Self::max_calls_in_flight) calls in flight on an async connection and sends one more (refused, the connection goes on) | `refused a call: too many calls in flight` | `limit` |
 /// | sends a frame larger than [`max_frame_size`](Self::max_frame_size) | `closed a connection: frame too large` | `size`, `limit` |
 /// | sends an undecodable request (or one nested deeper than [`max_decode_depth`](Self::max_decode_depth)), or bytes after one | `closed a connection: protocol error` | `reason` |
 /// | sends a sealed frame that does not open (changed, replayed or injected on the way) | `closed a connection: a sealed frame did not open` | |
@@ -139,6 +140,7 @@ pub struct ManagerBuilder<M> {
     max_frame_size: usize,
     handshake_timeout: Duration,
     max_unauthenticated: usize,
+    max_calls_in_flight: usize,
     keepalive: Option<Duration>,
     connect_timeout: Option<Duration>,
     max_decode_depth: usize,
@@ -176,6 +178,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 64,
+            max_calls_in_flight: crate::server::DEFAULT_MAX_CALLS_IN_FLIGHT,
             keepalive: Some(Duration::from_secs(30)),
             connect_timeout: None,
             max_decode_depth: wire::DEFAULT_MAX_DECODE_DEPTH,
@@ -260,6 +263,25 @@ impl<M: Manager> ManagerBuilder<M> {
     /// busy, and its client gets [`Error::Unreachable`].
     pub fn max_unauthenticated(mut self, n: usize) -> Self {
         self.max_unauthenticated = n.max(1);
+        self
+    }
+
+    /// How many calls one async client process may have in flight on its connection (default
+    /// 16,384): running, or blocked in the manager (a `get` waiting for an item), each blocked
+    /// one on a thread of the manager. A call beyond them fails at once with
+    /// [`Error::Protocol`] and runs nothing; the others go on. Lower it to bound the threads one
+    /// client can hold blocked in the manager: the OS gives a process some 16,000 to 30,000.
+    ///
+    /// ```
+    /// use procman::sync::SyncManager;
+    ///
+    /// procman::init();
+    /// let m = SyncManager::new().max_calls_in_flight(1024).serve_in_background()?;
+    /// m.shutdown()?;
+    /// # Ok::<(), procman::Error>(())
+    /// ```
+    pub fn max_calls_in_flight(mut self, n: usize) -> Self {
+        self.max_calls_in_flight = n.max(1);
         self
     }
 
@@ -401,6 +423,7 @@ impl<M: Manager> ManagerBuilder<M> {
             max_frame_size: self.max_frame_size,
             handshake_timeout: self.handshake_timeout,
             max_unauthenticated: self.max_unauthenticated,
+            max_calls_in_flight: self.max_calls_in_flight,
             keepalive: self.keepalive,
             max_decode_depth: self.max_decode_depth,
             frame_timeout: self.frame_timeout,

@@ -64,6 +64,8 @@ pub(crate) struct ServerConfig {
     pub(crate) max_frame_size: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_unauthenticated: usize,
+    /// The most calls in flight on one multiplexed (async) connection.
+    pub(crate) max_calls_in_flight: usize,
     pub(crate) keepalive: Option<Duration>,
     pub(crate) max_decode_depth: usize,
     pub(crate) frame_timeout: Duration,

@@ -94,7 +94,7 @@ mod watchdog;
 mod workers;
 
 pub(crate) use listen::{Core, Server};
-pub(crate) use multiplex::CONNECTION as MULTIPLEXED_CONNECTION;
+pub(crate) use multiplex::{CONNECTION as MULTIPLEXED_CONNECTION, DEFAULT_MAX_CALLS_IN_FLIGHT};
 pub(crate) use object::new_object;
 pub use object::{CallCx, Object, ServerObject};
 pub(crate) use pins::{Pins, pin_tickets};

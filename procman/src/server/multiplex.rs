@@ -40,7 +40,7 @@
 //! the cancelled call left (the lock a cancelled `wait` took back). A call cancelled while it
 //! waits so is not waited for in its turn: it has not started, and ends as soon as it does.
 //!
-//! A connection has at most [`MAX_IN_FLIGHT`] calls in flight (running on workers, or
+//! A connection has at most `max_calls_in_flight` calls in flight (running on workers, or
 //! waiting); a call beyond them is answered with an error at once, not run. The reading never
 //! waits for calls to end: what would end them may come on this very connection.
 
@@ -69,8 +69,9 @@ pub(crate) const CONNECTION: u64 = u64::MAX;
 /// The most owners one multiplexed connection may name.
 pub(super) const MAX_OWNERS: usize = 1 << 16;
 
-/// The most calls in flight on one multiplexed connection; a call beyond them is refused.
-const MAX_IN_FLIGHT: usize = 1 << 14;
+/// The most calls in flight on one multiplexed connection unless the builder says otherwise
+/// (`ManagerBuilder::max_calls_in_flight`); a call beyond them is refused.
+pub(crate) const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 1 << 14;
 
 /// The most (object, method) pairs a connection remembers as blocking.
 const MAX_BLOCKING: usize = 1 << 12;
@@ -440,7 +441,7 @@ impl Mux {
     /// Enters `job` among the calls in flight and starts it on a worker, or queues it behind
     /// its owner's cancelled calls. False (the peer told) when its id is in flight already.
     ///
-    /// A call beyond [`MAX_IN_FLIGHT`] is answered at once with an error, and not run: the
+    /// A call beyond `max_calls_in_flight` is answered at once with an error, and not run: the
     /// reading does not wait for calls in flight to end, since the calls that would end them
     /// (the `put` a pending `get` waits for, a `Cancel`) may come on this very connection.
     fn enqueue(self: &Arc<Self>, job: Job, owner: u64, cancelled: Arc<Cancel>) -> bool {
@@ -451,11 +452,13 @@ impl Mux {
             self.fail(self.core.refusal(&self.peer, format!("request id {id} is already in flight")));
             return false;
         }
-        if calls.in_flight.len() >= MAX_IN_FLIGHT {
+        let limit = self.core.config.max_calls_in_flight;
+        if calls.in_flight.len() >= limit {
             drop(calls);
+            tracing::warn!(manager = %self.core.address, peer = %self.peer, limit, "refused a call: too many calls in flight");
             let refused = self
                 .core
-                .protocol(format!("more than {MAX_IN_FLIGHT} calls in flight on one connection: this one was not run"));
+                .protocol(format!("more than {limit} calls in flight on one connection: this one was not run"));
             let _ = send_tagged_reply(&mut crate::unpoison::lock(&self.writer), id, Err(refused));
             return true;
         }
