@@ -73,6 +73,10 @@ pub(crate) struct ServeArgs {
     /// that later if it vanished); 0 turns probing off.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub(crate) keepalive: Duration,
+    /// How many calls one async client process may have in flight at once (each blocked call
+    /// holds a thread of the manager); one more fails at once.
+    #[arg(long, value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_calls_in_flight: u32,
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,6 +16,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         .max_frame_size(args.max_frame_size)
         .handshake_timeout(args.handshake_timeout)
         .keepalive(keepalive)
+        .max_calls_in_flight(args.max_calls_in_flight as usize)
         .bind()?;
     let address = server.address().to_string();
 

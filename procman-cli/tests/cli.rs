@@ -301,6 +301,13 @@ fn ping_exits_zero_and_one_clear_line_with_its_own_status_otherwise() {
     // A key is never an argument.
     let as_argument = run(Command::new(PROCMAN).args(["ping", server.address.as_str(), "--authkey", "k"]));
     assert_eq!(as_argument.status.code(), Some(2));
+    // A manager that could run no call at all is a usage mistake, said before anything listens.
+    let none_in_flight = run(Command::new(PROCMAN)
+        .args(["serve", "127.0.0.1:0", "--max-calls-in-flight", "0"])
+        .env("PROCMAN_AUTHKEY", "k"));
+    assert_eq!(none_in_flight.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&none_in_flight.stderr);
+    assert!(said.contains("--max-calls-in-flight"), "{said}");
 }
 
 #[test]
