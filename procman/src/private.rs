@@ -209,13 +209,10 @@ pub fn ret<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 /// [`ret`] for a method's `Vec<u8>` result, a byte string: in a server, the bytes are sent from
-/// the vector the method returned (see `CallCx::keep_tail`) and the encoding returned holds
+/// the vector the method returned (see `CallCx::encode_bytes`) and the encoding returned holds
 /// their length only.
 pub fn ret_bytes(cx: &mut CallCx<'_>, bytes: Vec<u8>) -> Result<Vec<u8>> {
-    match cx.keep_tail(bytes) {
-        Ok(head) => head,
-        Err(bytes) => ret(&crate::bytes::ByteArg(&bytes)),
-    }
+    cx.encode_bytes(bytes)
 }
 
 /// Converts the error of a method returning a one-argument `Result<T>` (or of a creator) into

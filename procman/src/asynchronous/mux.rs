@@ -205,8 +205,9 @@ pub(crate) struct Mux {
 
 /// What a call that read the replies itself got.
 enum Own<'a> {
-    /// Its reply is the frame the reader read last (see [`own_reply`]).
-    Mine(MutexGuard<'a, FrameReader<Stream>>),
+    /// Its reply, decoded: the last `n` bytes of the frame the reader read last (see
+    /// [`own_reply`]), or the error the manager sent.
+    Mine(MutexGuard<'a, FrameReader<Stream>>, Result<usize>),
     /// The connection ended, for this reason.
     Ended(String),
     /// Not its reply, yet: it still holds the reader.
@@ -393,18 +394,26 @@ impl Mux {
 
     /// Reads the replies whose bytes are there (and the end of the connection, if it ended),
     /// each to its slot; stops at `own`'s reply and returns it.
-    fn read_waiting(&self, reader: &mut FrameReader<Stream>, own: Option<u64>) -> std::result::Result<bool, String> {
+    fn read_waiting(
+        &self,
+        reader: &mut FrameReader<Stream>,
+        own: Option<u64>,
+    ) -> std::result::Result<Option<Result<usize>>, String> {
         while reader.buffered() > 0 || self.source.has_bytes() {
-            if self.read_one(reader, own)? {
-                return Ok(true);
+            if let Some(reply) = self.read_one(reader, own)? {
+                return Ok(Some(reply));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
-    /// Reads one reply and gives it to its slot; true when it is `own`'s, which stays in the
-    /// reader (see [`own_reply`]).
-    fn read_one(&self, reader: &mut FrameReader<Stream>, own: Option<u64>) -> std::result::Result<bool, String> {
+    /// Reads one reply and gives it to its slot; when it is `own`'s, returns it as it lies in
+    /// the reader (the length of its payload at the end of the frame; see [`own_reply`]).
+    fn read_one(
+        &self,
+        reader: &mut FrameReader<Stream>,
+        own: Option<u64>,
+    ) -> std::result::Result<Option<Result<usize>>, String> {
         match reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err("the manager closed the connection".to_string()),
@@ -412,12 +421,12 @@ impl Mux {
         }
         let (id, reply) = decode_reply(reader.body())?;
         if Some(id) == own {
-            return Ok(true);
+            return Ok(Some(reply.map(<[u8]>::len)));
         }
         if id == MULTIPLEXED_CONNECTION {
             return match reply {
                 Err(e) => Err(e.to_string()),
-                Ok(_) => Ok(false),
+                Ok(_) => Ok(None),
             };
         }
         let reply = reply.map(<[u8]>::to_vec);
@@ -439,7 +448,7 @@ impl Mux {
             // An abandoned call without undo, or an id this side never sent.
             _ => {}
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// The reader, unless another call or the reader thread holds it.
@@ -457,8 +466,8 @@ impl Mux {
         let (mut start, mut first): (Option<Instant>, bool) = (None, true);
         loop {
             match self.read_waiting(&mut reader, Some(id)) {
-                Ok(true) => return Own::Mine(reader),
-                Ok(false) => {}
+                Ok(Some(reply)) => return Own::Mine(reader, reply),
+                Ok(None) => {}
                 Err(reason) => {
                     drop(reader);
                     self.end(&reason);
@@ -486,8 +495,8 @@ impl Mux {
     /// can take the reader: `None` when its reply did not come (or went to its slot).
     fn read_own_slotted(&self, id: u64) -> Option<Result<Vec<u8>>> {
         match self.read_own(self.try_reader()?, id) {
-            Own::Mine(reader) => {
-                let reply = own_reply(self, &reader, |b| Ok(b.to_vec()));
+            Own::Mine(reader, reply) => {
+                let reply = own_reply(&reader, reply, |b| Ok(b.to_vec()));
                 drop(reader);
                 crate::unpoison::lock(&self.state).replace(id, None);
                 Some(reply)
@@ -577,14 +586,12 @@ fn decode_reply(body: &[u8]) -> std::result::Result<(u64, Result<&[u8]>), String
     }
 }
 
-/// The result of the reply that [`Mux::read_own`] left in `reader` (it decoded once already),
-/// read by `f` where it lies.
-fn own_reply<R>(mux: &Mux, reader: &FrameReader<Stream>, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-    match decode_reply(reader.body()) {
-        Ok((_, Ok(bytes))) => f(bytes),
-        Ok((_, Err(e))) => Err(e),
-        Err(reason) => Err(Error::Protocol { address: mux.address.to_string(), message: reason }),
-    }
+/// The result of the reply that [`Mux::read_own`] decoded and left in `reader`, its payload
+/// (the frame's last `n` bytes) read by `f` where it lies.
+fn own_reply<R>(reader: &FrameReader<Stream>, reply: Result<usize>, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    let n = reply?;
+    let body = reader.body();
+    f(&body[body.len() - n..])
 }
 
 /// Sends `req` on this process's multiplexed connection to `address`, as `owner`, and waits
@@ -632,7 +639,7 @@ pub(crate) async fn request_with<R>(
         Some(reader) => {
             mux.send(id, owner, req)?;
             let reader = match mux.read_own(reader, id) {
-                Own::Mine(reader) => return own_reply(&mux, &reader, f),
+                Own::Mine(reader, reply) => return own_reply(&reader, reply, f),
                 Own::Ended(reason) => return Err(mux.lost(&reason)),
                 Own::NotYet(reader) => reader,
             };

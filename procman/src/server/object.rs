@@ -81,7 +81,7 @@ pub struct CallCx<'a> {
     pub(super) core: Option<&'a Core>,
     pub(super) caller: Caller,
     /// The bytes of a `Vec<u8>` result that the server sends from where they lie, after the
-    /// length the method's encoded result holds (see [`CallCx::keep_tail`]); only a server's
+    /// length the method's encoded result holds (see [`CallCx::encode_bytes`]); only a server's
     /// calls keep one.
     pub(super) tail: Option<Vec<u8>>,
 }
@@ -104,17 +104,16 @@ impl CallCx<'_> {
         wire::encode(&NewObject { id, typeid, fingerprint }, "a new object's token")
     }
 
-    /// Keeps `bytes`, a method's `Vec<u8>` result, for the server to send from where it lies;
-    /// returns their encoding up to them (their length). The bytes come back (`Err`) when this
-    /// call keeps no tail (a detached one, or a short result, encoded whole as cheaply): the
-    /// caller encodes them.
-    pub(crate) fn keep_tail(&mut self, bytes: Vec<u8>) -> std::result::Result<Result<Vec<u8>>, Vec<u8>> {
+    /// Encodes `bytes`, a method's `Vec<u8>` result, as a byte string. In a server the bytes
+    /// are kept for it to send from where they lie, and the encoding returned holds their
+    /// length only; a detached call, or a short result (copied as cheaply), is encoded whole.
+    pub(crate) fn encode_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         if self.core.is_none() || self.tail.is_some() || bytes.len() < KEPT_TAIL {
-            return Err(bytes);
+            return wire::encode(&crate::bytes::ByteArg(&bytes), "a return value");
         }
         let head = wire::encode(&bytes.len(), "a result's length");
         self.tail = Some(bytes);
-        Ok(head)
+        head
     }
 }
 

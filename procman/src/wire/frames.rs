@@ -13,7 +13,7 @@
 //! client's frame into the `Vec` the caller gets. A blocking call's last argument of bytes is
 //! written into the frame from the caller's own buffer (the arguments before it are encoded
 //! into `ArgsBuf`), and a method's `Vec<u8>` result of 256 bytes or more from the vector the
-//! method returned (its length encoded before it; `CallCx::keep_tail`): the parts of a frame
+//! method returned (its length encoded before it; `CallCx::encode_bytes`): the parts of a frame
 //! go out from where they lie ([`FrameWriter::send_with_tails`]). Other arguments and results
 //! are encoded first (one copy more; an async call encodes its arguments whole), and a result
 //! is decoded in the reply's frame. A sealed session copies each part into the frame buffer as
@@ -51,8 +51,7 @@ pub(crate) trait Medium {
 
     /// Whether a read can take `n` bytes without waiting, for a stream in memory (false when
     /// unknown).
-    fn has_available(&self, n: usize) -> bool {
-        let _ = n;
+    fn has_available(&self, _n: usize) -> bool {
         false
     }
 }
@@ -394,33 +393,22 @@ fn frame_with_tail<T: ?Sized + Serialize>(head: &T, tail_len: usize, buf: &mut V
     Ok(())
 }
 
-/// Writes `parts` one after the other, with vectored writes.
-fn write_all_parts<const N: usize>(w: &mut impl Write, mut parts: [&[u8]; N]) -> io::Result<()> {
-    let mut first = 0;
-    loop {
-        while first < N && parts[first].is_empty() {
-            first += 1;
-        }
-        if first == N {
-            return Ok(());
-        }
-        let slices: [io::IoSlice<'_>; N] = std::array::from_fn(|i| io::IoSlice::new(parts[i]));
-        match w.write_vectored(&slices[first..]) {
+/// Writes `parts` one after the other, with vectored writes (std's `write_all_vectored`, which
+/// is not stable yet).
+fn write_all_parts<const N: usize>(w: &mut impl Write, parts: [&[u8]; N]) -> io::Result<()> {
+    let mut slices = parts.map(io::IoSlice::new);
+    let mut left = &mut slices[..];
+    // Past the empty parts first: a write of nothing but them would return 0.
+    io::IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match w.write_vectored(left) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write a whole frame")),
-            Ok(mut n) => {
-                while n > 0 && first < N {
-                    let take = n.min(parts[first].len());
-                    parts[first] = &parts[first][take..];
-                    n -= take;
-                    if parts[first].is_empty() {
-                        first += 1;
-                    }
-                }
-            }
+            Ok(n) => io::IoSlice::advance_slices(&mut left, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// The fuzz target `sealed_frames`: `data` read as a sealed stream (each frame that opens is
