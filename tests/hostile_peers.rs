@@ -318,6 +318,36 @@ fn a_client_that_exits_gives_everything_back_even_when_a_drop_panics() {
     }
 }
 
+/// In a child process: a hundred calls on `c`, returning its last value.
+fn hundred_calls(c: CounterProxy) -> i64 {
+    (0..100).map(|_| c.incr(1).unwrap()).last().unwrap()
+}
+
+#[test]
+fn methods_that_block_unseen_on_every_serving_slot_hold_up_no_other_client() {
+    // A local manager (the fast path, whose connection threads take turns at a few serving
+    // slots): more callers than it has slots sleep inside a method, where procman cannot see
+    // that they wait, while another process calls.
+    let m = HostileManager::new().authkey(KEY).start().unwrap();
+    let slots = std::thread::available_parallelism().map_or(1, |n| n.get()) / 2;
+    let sleepers: Vec<_> = (0..slots.max(1) + 1)
+        .map(|_| {
+            let c = m.counter().unwrap();
+            std::thread::spawn(move || c.sleep_ms(8_000).unwrap())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // the sleepers are inside their calls
+    let other = m.counter().unwrap();
+    let child = Process::spawn(hundred_calls, other.clone()).unwrap();
+    let n = within(Duration::from_secs(6), move || child.join().unwrap());
+    assert_eq!(n, 100, "the other client's calls were all answered");
+    assert!(sleepers.iter().all(|s| !s.is_finished()), "and all of them while the methods slept");
+    assert_eq!(other.incr(1).unwrap(), 101);
+    for s in sleepers {
+        s.join().unwrap();
+    }
+}
+
 // --- Deep values --------------------------------------------------------------------------
 
 #[test]

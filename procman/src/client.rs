@@ -276,6 +276,9 @@ impl Conn {
     /// [`read_reply`](Self::read_reply), with the payload read by `f` where it lies in the
     /// frame: a large result is decoded without being copied out first.
     pub(crate) fn read_reply_with<R>(&mut self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        // A method that calls a manager (its own, say) waits here: its connection thread's
+        // serving slot goes to the next, which may be the one that answers.
+        crate::transport::gate::pause();
         match self.reader.read(None) {
             Ok(true) => {}
             Ok(false) => return Err(lost(&self.address, "the manager closed the connection")),

@@ -226,6 +226,21 @@
 //! to no CPU after its spin. A proxy call then costs about half a microsecond where a socket
 //! round trip costs five to twenty (see the README's benchmarks).
 //!
+//! With more client threads than cores, the manager's connection threads take turns: a
+//! thread answers its connection's requests only while it holds one of the process's serving
+//! slots (one per two cores), keeps it while its client keeps calling, for up to a millisecond
+//! when other connections wait, and gives it up when it sleeps, when its call blocks (a `get`,
+//! an `acquire`, a call it makes itself) and when its connection ends. A client spins for its
+//! reply only while the manager shows, in the channel's header, that its connection holds a
+//! slot; the others sleep. The manager's thread also moves off a core that it finds its
+//! client on, since two threads that spin for each other on one core take turns at it. So 64
+//! client threads on 2 cores run one hot pair at a time, at the speed of a lone client, and
+//! switch pairs a few hundred times a second: a call costs about the CPU time of a lone
+//! client's, where every call otherwise paid two wake-ups. The price is fairness at the scale
+//! of a millisecond, as a scheduler's: a call that arrives while 63 connections wait their
+//! turn waits for their quanta. A method that blocks where procman cannot see it (a sleep, a
+//! channel of its own) keeps its slot until a waiting connection takes it, 6 ms later.
+//!
 //! The peer may write the shared pages at any time: each side keeps its own positions, checks
 //! the peer's against the ring, and copies bytes out before anything decodes them; a broken
 //! position or frame closes only that connection.

@@ -110,6 +110,7 @@ impl Core {
             let message = panic_message(&*p);
             tracing::warn!(manager = %self.address, %peer, message, "closed a connection: the manager panicked serving it");
         }
+        crate::transport::gate::pause();
         self.end(session);
     }
 
@@ -184,6 +185,10 @@ impl Core {
                     self.unreadable(e, &mut writer, peer);
                     break;
                 }
+            }
+            if let Some(channel) = reader.get_ref().channel() {
+                // Answered hot, in turn with the process's other connections (see `gate.rs`).
+                crate::transport::gate::serve(channel);
             }
             let req = match wire::take::<Request<'_>>(reader.body()) {
                 Ok((r, [])) => r,

@@ -161,6 +161,8 @@ pub(crate) fn wait_until<'a, T>(
             return Ok((g, false));
         }
         place.get_or_insert_with(|| waiters.enter());
+        // A call that blocks gives its connection thread's serving slot to the next.
+        crate::transport::gate::pause();
         let slice = match (deadline, watched) {
             (None, false) => None,
             (None, true) => Some(slice_len),

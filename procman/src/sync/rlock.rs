@@ -174,6 +174,9 @@ impl Acquirer for RLockCore {
         let caller = me();
         let mut g = lock(&self.state);
         let _place = (g.count != 0).then(|| self.waiters.enter());
+        if g.count != 0 {
+            crate::transport::gate::pause();
+        }
         while g.count != 0 {
             g = crate::unpoison::wait(&self.cv, g);
         }

@@ -20,6 +20,7 @@
 //! module changes. Sealing is not a transport's business:
 //! frames are sealed above it (`wire/sealed.rs`), on every TCP connection.
 
+pub(crate) mod gate;
 pub(crate) mod shm;
 mod tcp;
 mod unix;
@@ -205,7 +206,6 @@ impl Stream {
         unix::recv_with_fd(s, buf)
     }
 
-    /// True when the frames go through shared memory.
     /// The shared-memory channel the connection's frames go through, if they moved to one.
     pub(crate) fn channel(&self) -> Option<&Arc<Channel>> {
         match &self.0 {
@@ -214,6 +214,7 @@ impl Stream {
         }
     }
 
+    /// True when the frames go through shared memory.
     pub(crate) fn is_shared_memory(&self) -> bool {
         matches!(self.0, Backend::Shm(_))
     }

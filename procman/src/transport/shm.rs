@@ -50,6 +50,16 @@
 //! wait that goes to sleep costs what a socket round trip costs; a thread blocked in a call
 //! for an hour uses next to no CPU after its spin (a look at the socket ten times a second).
 //!
+//! With more client threads than cores, which connections run hot is decided by the manager's
+//! serving slots (`gate.rs`): the server's thread shows in the header (`hot`, line 0) whether
+//! it holds one; a client spins for its reply only while it does and otherwise sleeps at once,
+//! and a thread that holds one spins whatever earlier spins that ran out said (the backoff
+//! below is for waits among more threads than cores, which the slots prevent). The client
+//! says in line 4 which core it waits on, and the server's thread moves off that core when it
+//! finds itself there (at most every 50 µs): the scheduler puts a woken thread beside its
+//! waker, and two threads spinning for each other on one core take turns at it, while the
+//! other core idles.
+//!
 //! A wait inside a frame is another matter: a reader whose last read left it short of the bytes
 //! it asked for (the frame reader asks for exactly the rest of its frame), or a writer that
 //! finds the ring full, waits for a peer that is copying, not computing. Those waits have a
@@ -104,6 +114,12 @@ const MAGIC: u64 = u64::from_le_bytes(*b"procmsh2");
 const MAGIC_AT: usize = 8 * LINE;
 const RING_AT: usize = MAGIC_AT + 8;
 const SECRET_AT: usize = RING_AT + 8;
+/// Raised by the server while its thread for this connection holds a serving slot (see
+/// `gate.rs`): the client spins for a reply only then. Line 0, which no ring uses.
+const HOT_AT: usize = 0;
+/// The core the client last waited for a reply on, written by the client (line 4, which no
+/// ring uses): the server's thread moves off a core it shares with its client.
+const CLIENT_CPU_AT: usize = 4 * LINE;
 
 /// Each record starts on its own cache line, so that a small frame, its length and its commit
 /// word arrive in one line.
@@ -171,6 +187,10 @@ pub(crate) struct Channel {
     /// The last write rang the doorbell: the peer was asleep, so the wait for its answer
     /// includes its waking up, which says nothing of how soon an awake peer answers.
     woke_peer: AtomicBool,
+    /// When the server's thread last moved off its client's core, in nanoseconds since
+    /// `opened` (see [`note_cpus`](Self::note_cpus)).
+    moved_at: AtomicU64,
+    opened: Instant,
 }
 
 /// Why a wait ended.
@@ -252,6 +272,8 @@ impl Channel {
             stream_spin: Spin::streaming(),
             rx_partial: AtomicBool::new(false),
             woke_peer: AtomicBool::new(false),
+            moved_at: AtomicU64::new(0),
+            opened: Instant::now(),
         }
     }
 
@@ -276,6 +298,53 @@ impl Channel {
         // page stays. Another process may write the word at any time: it is only ever accessed
         // atomically here, which makes that well defined.
         unsafe { &*self.map.as_mut_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    /// Shows the client whether the server's thread for this connection holds a serving slot
+    /// (the server's side only writes it, the client's only reads it).
+    pub(crate) fn set_hot(&self, hot: bool) {
+        let flag = self.flag(HOT_AT);
+        if (flag.load(Ordering::Relaxed) != 0) != hot {
+            flag.store(hot as u32, Ordering::Release);
+        }
+    }
+
+    /// True while the server's thread for this connection holds a serving slot, as the server
+    /// says: a client that believes a server lying here only spins or sleeps when it should not.
+    pub(crate) fn is_hot(&self) -> bool {
+        self.flag(HOT_AT).load(Ordering::Relaxed) != 0
+    }
+
+    /// Before a hot wait: the client says which core it waits on; the server's thread, when it
+    /// finds itself on the same one, moves to another. Two threads that spin for each other
+    /// on one core take turns at it, a scheduler's slice or a yield at a time, while another
+    /// core may idle: the scheduler puts a thread it wakes beside its waker, and a hot pair
+    /// begins with wake-ups. At most once every [`MOVE_EVERY`] per connection, and only while
+    /// its thread holds a serving slot: a client that names the server's core on purpose costs
+    /// its own connection's thread moves, in its own turns.
+    fn note_cpus(&self, client: bool) {
+        // SAFETY: sched_getcpu reads the calling thread's current core; it takes no pointers.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu < 0 {
+            return;
+        }
+        let word = self.flag(CLIENT_CPU_AT);
+        if client {
+            if word.load(Ordering::Relaxed) != cpu as u32 {
+                word.store(cpu as u32, Ordering::Relaxed);
+            }
+            return;
+        }
+        if word.load(Ordering::Relaxed) != cpu as u32 {
+            return;
+        }
+        let now = self.opened.elapsed().as_nanos() as u64;
+        let last = self.moved_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < MOVE_EVERY.as_nanos() as u64 {
+            return;
+        }
+        self.moved_at.store(now.max(1), Ordering::Relaxed);
+        move_off(cpu as usize);
     }
 
     fn head(&self, ring: usize) -> &AtomicU64 {
@@ -578,8 +647,30 @@ impl Channel {
         streaming: bool,
     ) -> io::Result<Waited> {
         let spin = if streaming { &self.stream_spin } else { &self.spin };
-        let budget = spin.budget();
-        let waited = |w: Duration| spin.waited(w);
+        // A client waiting for its reply spins only while the server's thread for its
+        // connection runs hot (see `gate.rs`); one that waits its turn is slept for at once,
+        // and such a wait says nothing of how fast the server answers when it runs.
+        let for_reply = !streaming && self.rx == SERVER_TO_CLIENT;
+        let cold = std::cell::Cell::new(for_reply && !self.is_hot());
+        // Either end of a connection served hot spins within its budget, whatever spins that
+        // ran out before said (they held up their peer among too many threads; the gate now
+        // keeps the threads that run within the cores).
+        let hot = !streaming && if for_reply { !cold.get() } else { super::gate::holds() };
+        let budget = if cold.get() {
+            Duration::ZERO
+        } else if hot {
+            spin.budget_unskipped()
+        } else {
+            spin.budget()
+        };
+        if hot {
+            self.note_cpus(for_reply);
+        }
+        let waited = |w: Duration| {
+            if !cold.get() {
+                spin.waited(w)
+            }
+        };
         if !budget.is_zero() {
             // A peer that answers within a batch costs no look at the clock.
             for _ in 0..SPIN_BATCH {
@@ -611,6 +702,11 @@ impl Channel {
                 let now = Instant::now();
                 if now - start >= budget {
                     spun_out = !streaming;
+                    break;
+                }
+                if for_reply && !self.is_hot() {
+                    // The server's thread gave up its slot: the reply waits its turn.
+                    cold.set(true);
                     break;
                 }
                 if now - yielded >= YIELD_EVERY {
@@ -646,7 +742,7 @@ impl Channel {
                 asleep.store(0, Ordering::Relaxed);
                 return Ok(Waited::Gone);
             }
-            let sleep = match deadline {
+            let mut sleep = match deadline {
                 None => LIVENESS_LOOK,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -657,6 +753,17 @@ impl Channel {
                     left.min(LIVENESS_LOOK)
                 }
             };
+            if self.rx == CLIENT_TO_SERVER {
+                // A connection thread that sleeps keeps its serving slot for what is left of
+                // its quantum (its client may be waking up to call again, or to read on),
+                // then gives it to the next (see `gate.rs`).
+                let left = super::gate::left();
+                if left.is_zero() {
+                    super::gate::pause();
+                } else {
+                    sleep = sleep.min(left);
+                }
+            }
             futex_wait(asleep, 1, sleep);
             // Woken by the doorbell, by the end of either side, or by the clock: with nothing
             // to do, the socket tells whether the peer is still there.
@@ -818,6 +925,34 @@ impl Drop for Channel {
     fn drop(&mut self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         self.wake_peer();
+    }
+}
+
+/// The shortest time between two moves of a connection's server thread off its client's core.
+const MOVE_EVERY: Duration = Duration::from_micros(50);
+
+/// Moves the calling thread off core `cpu`, keeping the cores it may run on: it is allowed
+/// every core but that one, which migrates it now, then every core again.
+fn move_off(cpu: usize) {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed `cpu_set_t` is an empty set (plain bits).
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most `size` bytes into `allowed`, which has them.
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 || cpu >= libc::CPU_SETSIZE as usize {
+        return;
+    }
+    let mut others = allowed;
+    // SAFETY: `cpu` is below CPU_SETSIZE, the set's size in bits (checked above).
+    unsafe { libc::CPU_CLR(cpu, &mut others) };
+    // SAFETY: CPU_COUNT only reads the set.
+    if unsafe { libc::CPU_COUNT(&others) } == 0 {
+        return;
+    }
+    // SAFETY: both calls read `size` bytes from sets that have them; they change only the
+    // calling thread's affinity, and the second restores what the first narrowed.
+    unsafe {
+        libc::sched_setaffinity(0, size, &others);
+        libc::sched_setaffinity(0, size, &allowed);
     }
 }
 
@@ -993,6 +1128,18 @@ impl Spin {
         }
         if self.skip.load(Ordering::Relaxed) > 0 {
             self.skip.fetch_sub(1, Ordering::Relaxed);
+            return Duration::ZERO;
+        }
+        let mut ns = self.budget_ns.load(Ordering::Relaxed);
+        if ns == 0 && self.idle_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
+            ns = PROBE_NS.min(self.max_ns);
+        }
+        Duration::from_nanos(ns as u64)
+    }
+
+    /// How long the next wait may spin, for a wait that no backoff applies to.
+    pub(crate) fn budget_unskipped(&self) -> Duration {
+        if cores() < 2 {
             return Duration::ZERO;
         }
         let mut ns = self.budget_ns.load(Ordering::Relaxed);
