@@ -173,6 +173,7 @@ impl Core {
         let limit = wire::encode(&(self.config.max_frame_size as u64), "the frame limit").unwrap_or_default();
         let _ = send_reply(&mut writer, Ok(limit.into()));
         loop {
+            crate::transport::gate::served();
             match reader.read(None) {
                 Ok(true) => {}
                 Ok(false) => {

@@ -15,6 +15,7 @@
 //! | `tcp.rs` | `host:port` | no Nagle delay; keepalive probing finds a peer that vanished |
 //! | `unix.rs` | `unix:/path`, `@name` (Linux abstract) | also the socket pair that links a parent to a child it starts; `SCM_RIGHTS` |
 //! | `shm.rs` | a Unix connection, after its hello | the same-host fast path: two rings in a sealed memfd, the socket as doorbell |
+//! | `gate.rs` | (no address: a server's scheduling) | which fast-path connections run hot: the serving slots their threads take turns at |
 //!
 //! A new transport is a new file here and one arm in each `match` below; nothing outside this
 //! module changes. Sealing is not a transport's business:
