@@ -133,6 +133,9 @@ impl HostileManager {
     pub fn grenade() -> Grenade {
         Grenade
     }
+    pub fn mailbox() -> Mailbox {
+        Mailbox::default()
+    }
 }
 
 fn tcp_manager() -> procman::ManagerBuilder<HostileManager> {
@@ -346,6 +349,57 @@ fn methods_that_block_unseen_on_every_serving_slot_hold_up_no_other_client() {
     for s in sleepers {
         s.join().unwrap();
     }
+}
+
+/// Items one caller puts and another takes, the taker waiting in the method on a condition
+/// variable of the type's own, where procman cannot see that it waits.
+#[derive(Shared, Debug, Default)]
+pub struct Mailbox {
+    items: std::sync::Mutex<Vec<u64>>,
+    put: std::sync::Condvar,
+}
+
+#[shared]
+impl Mailbox {
+    pub fn put(&self, v: u64) {
+        self.items.lock().unwrap().push(v);
+        self.put.notify_all();
+    }
+
+    pub fn take(&self) -> u64 {
+        let mut items = self.items.lock().unwrap();
+        loop {
+            if let Some(v) = items.pop() {
+                return v;
+            }
+            items = self.put.wait(items).unwrap();
+        }
+    }
+}
+
+/// In a child process: `n` round trips, each a put into `ping` and a take from `pong`.
+fn ping_pong((ping, pong, n): (MailboxProxy, MailboxProxy, u64)) -> u64 {
+    (0..n)
+        .map(|i| {
+            ping.put(i).unwrap();
+            pong.take().unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn callers_that_wait_for_each_other_inside_methods_pass_every_message() {
+    let m = HostileManager::new().authkey(KEY).start().unwrap();
+    let (ping, pong) = (m.mailbox().unwrap(), m.mailbox().unwrap());
+    let n = 300;
+    let child = Process::spawn(ping_pong, (ping.clone(), pong.clone(), n)).unwrap();
+    let echoed = within(Duration::from_secs(60), move || {
+        for _ in 0..n {
+            pong.put(ping.take().unwrap()).unwrap();
+        }
+        child.join().unwrap()
+    });
+    assert_eq!(echoed, n * (n - 1) / 2);
 }
 
 // --- Deep values --------------------------------------------------------------------------

@@ -239,7 +239,9 @@
 //! client's, where every call otherwise paid two wake-ups. The price is fairness at the scale
 //! of a millisecond, as a scheduler's: a call that arrives while 63 connections wait their
 //! turn waits for their quanta. A method that blocks where procman cannot see it (a sleep, a
-//! channel of its own) keeps its slot until a waiting connection takes it, 1-2 ms later.
+//! condition variable of its own) loses its slot to a waiting connection that finds its
+//! thread asleep, within 20 µs of that connection's arrival, or at the next look of the
+//! waiter that watches (every millisecond).
 //!
 //! The peer may write the shared pages at any time: each side keeps its own positions, checks
 //! the peer's against the ring, and copies bytes out before anything decodes them; a broken
