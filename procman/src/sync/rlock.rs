@@ -173,10 +173,10 @@ impl Acquirer for RLockCore {
     fn restore(&self, saved: usize) {
         let caller = me();
         let mut g = lock(&self.state);
-        let _place = (g.count != 0).then(|| self.waiters.enter());
-        if g.count != 0 {
-            crate::transport::gate::pause();
-        }
+        let _place = (g.count != 0).then(|| {
+            crate::transport::gate::pause(); // it blocks: its serving slot goes to the next
+            self.waiters.enter()
+        });
         while g.count != 0 {
             g = crate::unpoison::wait(&self.cv, g);
         }

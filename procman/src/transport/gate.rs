@@ -84,8 +84,8 @@ pub(crate) struct Gate {
     calls: Box<[AtomicU64]>,
     /// Threads waiting for a slot.
     waiting: AtomicU32,
-    /// Whether a waiter watches the clock (see [`take`](Self::take)).
-    lock: Mutex<bool>,
+    /// Whether a waiter watches the clock (see [`take`](Self::take)); the waiters' lock.
+    watch: Mutex<bool>,
     turn: Condvar,
     epoch: Instant,
     quantum: u64,
@@ -134,7 +134,7 @@ impl Gate {
             calls: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             tids: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             waiting: AtomicU32::new(0),
-            lock: Mutex::new(false),
+            watch: Mutex::new(false),
             turn: Condvar::new(),
             epoch: Instant::now(),
             quantum: quantum.as_nanos() as u64,
@@ -183,6 +183,7 @@ impl Gate {
             // client wakes up to call again, for what is left of its quantum.)
             let blocked = call % 2 == 1
                 && (call == looked[slot] || sleeps(self.tids[slot].load(Ordering::Relaxed)))
+                // (and still in it after the look at /proc, which takes microseconds)
                 && self.calls[slot].load(Ordering::Relaxed) == call;
             looked[slot] = call;
             let stale = now.saturating_sub(since) > self.quantum + self.stale;
@@ -207,7 +208,7 @@ impl Gate {
         if next == HANDED {
             // Under the lock: a waiter counts itself and looks at the slots under it, so it
             // has either taken the slot or waits on `turn` now.
-            let _guard = crate::unpoison::lock(&self.lock);
+            let _guard = crate::unpoison::lock(&self.watch);
             self.turn.notify_one();
         }
     }
@@ -220,7 +221,7 @@ impl Gate {
         }
         let look = Duration::from_nanos(self.stale).min(BLOCKED_LOOK);
         let mut looked = vec![0; self.holders.len()];
-        let mut watcher = crate::unpoison::lock(&self.lock);
+        let mut watcher = crate::unpoison::lock(&self.watch);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         // A slot handed over goes to a thread that waited for it, never back to the one that
         // gave it up (another newcomer may take one, which some waiter was not woken for).
@@ -393,6 +394,12 @@ mod tests {
         Arc::new(server)
     }
 
+    /// A gate of one slot whose quantum and staleness never run out in a test, and two
+    /// connections.
+    fn one_slot_no_clock() -> (&'static Gate, Arc<Channel>, Arc<Channel>) {
+        (leak(Gate::new(1, Duration::from_secs(60), Duration::from_secs(60))), channel(), channel())
+    }
+
     #[test]
     fn a_lone_connection_keeps_its_slot_and_shows_it_hot_until_it_pauses() {
         let gate = leak(Gate::new(1, QUANTUM, STALE));
@@ -438,8 +445,7 @@ mod tests {
 
     #[test]
     fn a_call_that_blocks_unseen_has_its_slot_taken_and_its_thread_takes_one_again() {
-        let gate = leak(Gate::new(1, Duration::from_secs(60), Duration::from_secs(60)));
-        let (a, b) = (channel(), channel());
+        let (gate, a, b) = one_slot_no_clock();
         serve_at(gate, &a); // and never answers: a method that blocks unseen (here, in `join`)
         std::thread::spawn(move || {
             serve_at(gate, &b);
@@ -456,8 +462,7 @@ mod tests {
 
     #[test]
     fn a_call_that_runs_on_past_a_look_has_its_slot_taken() {
-        let gate = leak(Gate::new(1, Duration::from_secs(60), Duration::from_secs(60)));
-        let (a, b) = (channel(), channel());
+        let (gate, a, b) = one_slot_no_clock();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
         let busy = {
@@ -501,8 +506,7 @@ mod tests {
 
     #[test]
     fn a_holder_between_calls_within_its_quantum_keeps_its_slot() {
-        let gate = leak(Gate::new(1, Duration::from_secs(60), Duration::from_secs(60)));
-        let (a, b) = (channel(), channel());
+        let (gate, a, b) = one_slot_no_clock();
         serve_at(gate, &a);
         served(); // answered; spinning for its client's next request
         let waiter = std::thread::spawn(move || {

@@ -1130,11 +1130,7 @@ impl Spin {
             self.skip.fetch_sub(1, Ordering::Relaxed);
             return Duration::ZERO;
         }
-        let mut ns = self.budget_ns.load(Ordering::Relaxed);
-        if ns == 0 && self.idle_waits.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY) {
-            ns = PROBE_NS.min(self.max_ns);
-        }
-        Duration::from_nanos(ns as u64)
+        self.budget_unskipped()
     }
 
     /// How long the next wait may spin, for a wait that no backoff applies to.
