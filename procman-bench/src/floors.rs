@@ -106,8 +106,11 @@ impl RawPeer {
     }
 }
 
-/// The bytes a spin-then-futex round trip copies each way.
+/// The bytes a spin-then-futex round trip copies each way, for the floor of a proxy call.
 pub(crate) const FUTEX_PAYLOAD_BYTES: usize = 16;
+/// The bytes each way of the spin-then-futex round trip beside the 1 KiB echo: what moving a
+/// kibibyte between two cores costs, and how it compares with 16 bytes.
+pub(crate) const FUTEX_KIB_BYTES: usize = 1024;
 
 /// How long a side spins on the turn word before it sleeps in `FUTEX_WAIT`.
 const SPIN: Duration = Duration::from_micros(20);
@@ -122,16 +125,17 @@ const QUIT: u32 = 3;
 const PARENT: usize = 0;
 const CHILD: usize = 1;
 
-/// The shared page of the spin-then-futex ping-pong, at the start of a `MAP_SHARED` mapping of
-/// one memfd in both processes. All of it fits in one cache line.
+/// The shared page of the spin-then-futex ping-pong of `N` bytes each way, at the start of a
+/// `MAP_SHARED` mapping of one memfd in both processes. For 16 bytes, all of it fits in one
+/// cache line.
 #[repr(C, align(64))]
-struct FutexPage {
+struct FutexPage<const N: usize> {
     /// Whose turn it is: `REQUEST` (the child's), `REPLY` (the parent's), `QUIT`; the futex word.
     turn: AtomicU32,
     /// 1 while that side may be asleep in `FUTEX_WAIT` on `turn` (`PARENT`, `CHILD`).
     sleeping: [AtomicU32; 2],
-    request: UnsafeCell<[u8; FUTEX_PAYLOAD_BYTES]>,
-    reply: UnsafeCell<[u8; FUTEX_PAYLOAD_BYTES]>,
+    request: UnsafeCell<[u8; N]>,
+    reply: UnsafeCell<[u8; N]>,
 }
 
 /// A shared mapping of a memfd holding a [`FutexPage`], unmapped on drop.
@@ -155,12 +159,13 @@ impl SharedPage {
         Ok(SharedPage { ptr, len })
     }
 
-    fn page(&self) -> &FutexPage {
-        // SAFETY: the mapping is page-aligned, at least `size_of::<FutexPage>()` long, readable
+    fn page<const N: usize>(&self) -> &FutexPage<N> {
+        const { assert!(std::mem::size_of::<FutexPage<N>>() <= 4096) };
+        // SAFETY: the mapping is page-aligned, at least `size_of::<FutexPage<N>>()` long, readable
         // and writable, starts zeroed (a fresh memfd: `IDLE`, nobody asleep), and lives as long as
         // `self`. Every field is an atomic or an `UnsafeCell`, so both processes may access it
         // through shared references.
-        unsafe { &*(self.ptr as *const FutexPage) }
+        unsafe { &*(self.ptr as *const FutexPage<N>) }
     }
 }
 
@@ -203,7 +208,7 @@ fn futex_wake(word: &AtomicU32) {
     }
 }
 
-impl FutexPage {
+impl<const N: usize> FutexPage<N> {
     /// Waits until `turn` holds a value `want` accepts and returns it: spins for up to
     /// [`SPIN`], then announces its sleep in `sleeping[me]` and sleeps in `FUTEX_WAIT`. `None`
     /// when `deadline` passes first.
@@ -249,7 +254,7 @@ impl FutexPage {
 
 /// The child of the spin-then-futex ping-pong: maps the parent's memfd (`/proc/<pid>/fd/<fd>`),
 /// answers every request with its bytes plus one until `QUIT`; returns how many it answered.
-fn futex_peer((parent, fd): (u32, RawFd)) -> u64 {
+fn futex_peer<const N: usize>((parent, fd): (u32, RawFd)) -> u64 {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -257,7 +262,7 @@ fn futex_peer((parent, fd): (u32, RawFd)) -> u64 {
         .expect("open the parent's memfd");
     let shared = SharedPage::map(file.as_raw_fd()).expect("map the shared page");
     drop(file);
-    let page = shared.page();
+    let page = shared.page::<N>();
     let mut n = 0;
     while page.wait(CHILD, |v| v == REQUEST || v == QUIT, None) == Some(REQUEST) {
         // SAFETY: the turn is `REQUEST`: the parent wrote `request` before handing it over and
@@ -276,19 +281,20 @@ fn futex_peer((parent, fd): (u32, RawFd)) -> u64 {
 }
 
 /// A spin-then-futex ping-pong peer through one shared page (a memfd mapped `MAP_SHARED` in
-/// both processes): the floor of a round trip through shared memory between two processes.
-pub(crate) struct FutexPeer {
+/// both processes), `N` bytes each way: the floor of a round trip through shared memory
+/// between two processes.
+pub(crate) struct FutexPeer<const N: usize> {
     shared: SharedPage,
     // The memfd, kept open until the end so that the child can open it through /proc.
     _memfd: OwnedFd,
     process: Process<u64>,
-    request: [u8; FUTEX_PAYLOAD_BYTES],
+    request: [u8; N],
 }
 
-impl FutexPeer {
+impl<const N: usize> FutexPeer<N> {
     /// Creates the memfd (nothing in /dev/shm: it has no name in any file system), maps it and
     /// starts the peer process, which maps it too.
-    pub(crate) fn start() -> BoxResult<FutexPeer> {
+    pub(crate) fn start() -> BoxResult<FutexPeer<N>> {
         // SAFETY: a NUL-terminated name and valid flags; the returned descriptor is checked and
         // owned below.
         let fd = unsafe { libc::memfd_create(c"procman-bench-futex".as_ptr(), libc::MFD_CLOEXEC) };
@@ -299,14 +305,14 @@ impl FutexPeer {
         let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
         std::fs::File::from(memfd.try_clone()?).set_len(4096)?;
         let shared = SharedPage::map(memfd.as_raw_fd())?;
-        shared.page().turn.store(IDLE, Ordering::Release);
-        let process = Process::spawn(futex_peer, (std::process::id(), memfd.as_raw_fd()))?;
-        Ok(FutexPeer { shared, _memfd: memfd, process, request: [0; FUTEX_PAYLOAD_BYTES] })
+        shared.page::<N>().turn.store(IDLE, Ordering::Release);
+        let process = Process::spawn(futex_peer::<N>, (std::process::id(), memfd.as_raw_fd()))?;
+        Ok(FutexPeer { shared, _memfd: memfd, process, request: [0; N] })
     }
 
-    /// 16 bytes to the peer, 16 bytes back.
+    /// `N` bytes to the peer, `N` bytes back.
     pub(crate) fn round_trip(&mut self) {
-        let page = self.shared.page();
+        let page = self.shared.page::<N>();
         self.request[0] = self.request[0].wrapping_add(1);
         // SAFETY: the turn is not `REQUEST` (it is `IDLE` or `REPLY`): the child does not touch
         // the buffers until this side posts `REQUEST`.
@@ -322,7 +328,7 @@ impl FutexPeer {
 
     /// Tells the peer to stop and waits for it; returns how many requests it answered.
     pub(crate) fn finish(self) -> BoxResult<u64> {
-        self.shared.page().post(CHILD, QUIT);
+        self.shared.page::<N>().post(CHILD, QUIT);
         Ok(self.process.join()?)
     }
 }

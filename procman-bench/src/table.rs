@@ -44,6 +44,9 @@ pub(crate) enum Key {
     BulkEcho(usize),
     /// The time of a 1 KiB echo beside an 8 B echo.
     BulkSmall,
+    /// The spin-then-futex ping-pong of 1 KiB beside that of 16 B: what the hardware charges
+    /// for the kibibyte of the row above.
+    BulkSmallFloor,
     /// An async proxy call beside the blocking one, fast path.
     AsyncCall,
     /// The same with the fast path off.

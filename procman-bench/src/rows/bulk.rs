@@ -1,11 +1,16 @@
 //! The `bulk` rows: a `Vec<u8>` echo through a manager, from 8 B to 8 MiB, beside `memcpy` of
 //! the same size.
 //!
+//! Beside the 1 KiB echo's bar, the spin-then-futex ping-pong of the `call` rows with 1 KiB
+//! each way beside 16 B: a kibibyte costs cache-line transfers between the cores that no
+//! transport avoids, and this row shows how much of the 1 KiB echo they are.
+//!
 //! The echo's bandwidth counts both directions (the argument to the manager and the result
 //! back: `2 × size / time per call`); `memcpy`'s counts one copy. Each call passes on the bytes
 //! the previous one returned, so the harness copies nothing itself.
 
 use super::bench_manager::{BenchManager, EchoProxy};
+use crate::floors::{FUTEX_KIB_BYTES, FUTEX_PAYLOAD_BYTES, FutexPeer};
 use crate::measure::{BoxResult, Scale, err, interleaved, per_op, progress};
 use crate::table::{Bar, Fig, Key, Row, Table};
 use std::hint::black_box;
@@ -57,6 +62,37 @@ pub(crate) fn rows(scale: Scale, table: &mut Table) {
         tiny,
         Bar::CostAtMost(SMALL_BAR),
     ));
+    progress("bulk: spin-then-futex ping-pong of 1 KiB and of 16 B");
+    let (kib, small) = match futex_kib_vs_small(scale) {
+        Ok((kib, small)) => (Ok(Fig::PerOp(kib)), Ok(Fig::PerOp(small))),
+        Err(e) => (Err(err(e)), Err("—".into())),
+    };
+    table.push(Row::new(
+        Key::BulkSmallFloor,
+        format!(
+            "spin-then-futex shared-page ping-pong {FUTEX_KIB_BYTES} B vs {FUTEX_PAYLOAD_BYTES} B each way (the floor of the row above)"
+        ),
+        kib,
+        small,
+        Bar::None,
+    ));
+}
+
+/// Seconds per round trip of the spin-then-futex ping-pong of 1 KiB each way and of 16 B,
+/// interleaved in short rounds, the best round of each: how much more the hardware charges
+/// for moving a kibibyte between two processes and back than for moving 16 bytes.
+fn futex_kib_vs_small(scale: Scale) -> BoxResult<(f64, f64)> {
+    let mut kib = FutexPeer::<FUTEX_KIB_BYTES>::start()?;
+    let mut small = FutexPeer::<FUTEX_PAYLOAD_BYTES>::start()?;
+    let n = scale.n(20_000, 4_000);
+    let (k, s) = interleaved(
+        scale.n(12, 4),
+        || per_op(n / 10, n, || kib.round_trip()),
+        || per_op(n / 10, n, || small.round_trip()),
+    );
+    kib.finish()?;
+    small.finish()?;
+    Ok((k, s))
 }
 
 /// For each size: seconds per echo and per `memcpy`, the best of interleaved rounds.

@@ -85,7 +85,7 @@ fn unix_figures(scale: Scale) -> [Result<f64, String>; 4] {
     let fast_c = fast.as_ref().map_err(Clone::clone).and_then(|m| m.counter(0).map_err(err));
     let socket_c = socket.as_ref().map_err(Clone::clone).and_then(|m| m.counter(0).map_err(err));
     let mut raw = RawPeer::start(Net::Unix).map_err(err);
-    let mut futex = FutexPeer::start().map_err(err);
+    let mut futex = FutexPeer::<FUTEX_PAYLOAD_BYTES>::start().map_err(err);
     let (rounds, n) = (scale.n(12, 4), scale.n(5_000, 2_500));
     let mut best = [f64::MAX; 4];
     for _ in 0..rounds {
