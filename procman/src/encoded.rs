@@ -51,9 +51,17 @@ impl Blob {
 
     /// Decodes a `T` from the whole value: bytes left over mean another type was encoded.
     pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        let what = || format!("a value of type {}", crate::__private::short_type_name::<T>());
         // Under the thread's decoding depth limit, as every value from another process.
-        wire::decode(&self.bytes, what())
+        wire::decode(&self.bytes, ValueOf::<T>(PhantomData))
+    }
+}
+
+/// "a value of type `T`", for an error: written only when one is made, not on every decode.
+struct ValueOf<T: ?Sized>(PhantomData<fn() -> *const T>);
+
+impl<T: ?Sized> fmt::Display for ValueOf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a value of type {}", crate::__private::short_type_name::<T>())
     }
 }
 
