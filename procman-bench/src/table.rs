@@ -20,6 +20,9 @@ pub(crate) enum Key {
     ManagerQueue,
     /// The manager Queue row with the fast path off (`Transport::Socket`).
     ManagerQueueSocket,
+    /// A round trip between two processes through a user type whose methods wait for each
+    /// other, fast path beside `Transport::Socket`.
+    UserBlocking,
     /// One `get` per raw Unix round trip: what a manager Queue's consumer can reach at most.
     QueueReference,
     DictInsert,

@@ -29,6 +29,34 @@ impl Echo {
     }
 }
 
+/// The object of the user-blocking row: callers that wait for each other inside its methods,
+/// on a `Condvar` of its own (which procman does not see).
+#[derive(Shared, Debug, Default)]
+pub(crate) struct Mailbox {
+    items: std::sync::Mutex<Vec<u64>>,
+    put: std::sync::Condvar,
+}
+
+#[shared]
+impl Mailbox {
+    /// Leaves `v` and wakes whoever takes.
+    pub(crate) fn put(&self, v: u64) {
+        self.items.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+        self.put.notify_all();
+    }
+
+    /// Takes a value, waiting inside the method until one is there.
+    pub(crate) fn take(&self) -> u64 {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(v) = items.pop() {
+                return v;
+            }
+            items = self.put.wait(items).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// The manager of the benchmark: `Counter` plus every built-in type.
 #[manager(sync)]
 pub(crate) struct BenchManager;
@@ -43,5 +71,10 @@ impl BenchManager {
     /// A new echo.
     pub(crate) fn echo() -> Echo {
         Echo
+    }
+
+    /// A new, empty mailbox.
+    pub(crate) fn mailbox() -> Mailbox {
+        Mailbox::default()
     }
 }

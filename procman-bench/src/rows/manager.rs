@@ -1,9 +1,10 @@
 //! The rows of one running manager: `manager` (create + drop, dict, Lock, Namespace),
-//! `queue` (a manager Queue across processes, with the same-host fast path and with it off) and
+//! `queue` (a manager Queue across processes, with the same-host fast path and with it off; and
+//! a round trip through a user type whose methods wait for each other) and
 //! `clients` (64 client threads in 4 processes, fast path on and off: calls per second, and CPU
 //! time per call beside one client's).
 
-use super::bench_manager::{BenchManager, CounterProxy};
+use super::bench_manager::{BenchManager, CounterProxy, MailboxProxy};
 use crate::measure::{BoxResult, Scale, err, now_ns, per_op, progress};
 use crate::python::{self, Python};
 use crate::table::{Bar, Fig, Key, Row, Table};
@@ -52,6 +53,19 @@ pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table, runs: impl 
             "manager Queue put -> get across processes, fast path off (Transport::Socket) (baseline: Python's)",
             socket.map(|r| Fig::Rate(r, "msgs")),
             python.rate(python::MANAGER_QUEUE, "msgs"),
+            Bar::None,
+        ));
+        progress("a user type whose callers wait for each other inside its methods");
+        let (fast, socket) = match mailbox_round_trips(scale) {
+            Ok((fast, socket)) => (Ok(Fig::PerOp(fast)), Ok(Fig::PerOp(socket))),
+            Err(e) => (Err(err(e)), Err("—".into())),
+        };
+        table.push(Row::new(
+            Key::UserBlocking,
+            "user type whose methods wait for each other (a Mailbox on its own Condvar), round trip \
+             between two processes (baseline: fast path off, Transport::Socket)",
+            fast,
+            socket,
             Bar::None,
         ));
         // Each `get` is one synchronous round trip, so a consumer gets about one message per raw
@@ -131,6 +145,44 @@ fn manager_queue(scale: Scale, m: &BenchManager) -> BoxResult<f64> {
         best = best.max(n as f64 / dt);
     }
     Ok(best)
+}
+
+/// In a child process: `n` round trips, each a put into `ping` and a take from `pong`.
+fn mailbox_ping_pong((ping, pong, n): (MailboxProxy, MailboxProxy, u64)) -> u64 {
+    (0..n).fold(0u64, |s, i| {
+        ping.put(i).expect("put");
+        s.wrapping_add(pong.take().expect("take"))
+    })
+}
+
+/// Seconds per round trip between this process and a child through two mailboxes, whose
+/// `take` waits inside the method (on the mailbox's own `Condvar`, unseen by procman): with
+/// the fast path, whose serving slots must notice such a wait to pass the slot on, and with
+/// `Transport::Socket`, which has no slots; the best of a few rounds of each, in turn.
+fn mailbox_round_trips(scale: Scale) -> BoxResult<(f64, f64)> {
+    let fast = BenchManager::new().start()?;
+    let socket = BenchManager::new().transport(Transport::Socket).start()?;
+    let boxes = [(fast.mailbox()?, fast.mailbox()?), (socket.mailbox()?, socket.mailbox()?)];
+    let n = scale.n(1_000, 200) as u64;
+    let mut best = [f64::MAX; 2];
+    for _ in 0..scale.n(3, 1) {
+        for (i, (ping, pong)) in boxes.iter().enumerate() {
+            let child = Process::spawn(mailbox_ping_pong, (ping.clone(), pong.clone(), n))?;
+            // The first round trip waits for the child to start; the clock starts after it.
+            pong.put(ping.take()?)?;
+            let t = Instant::now();
+            for _ in 1..n {
+                pong.put(ping.take()?)?;
+            }
+            let dt = t.elapsed().as_secs_f64();
+            assert_eq!(child.join()?, n * (n - 1) / 2, "the child got every message back");
+            best[i] = best[i].min(dt / (n - 1) as f64);
+        }
+    }
+    drop(boxes);
+    fast.shutdown()?;
+    socket.shutdown()?;
+    Ok((best[0], best[1]))
 }
 
 /// procman's figures for Python's other proxy rows, in operations per second: dict set, dict
