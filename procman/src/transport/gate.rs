@@ -37,8 +37,9 @@
 //! arrival and again after [`ARRIVAL_LOOK`] (the holder may be about to block, waiting for
 //! the very caller that comes); one waiter at a time then watches, every [`BLOCKED_LOOK`].
 //! So a user type whose callers wait for each other in its methods (a mailbox of its own)
-//! passes a message in about twice what it took without the slots (258 µs against 124 µs a
-//! round trip, on a VM whose wake-ups are slow), and a method that blocks or computes for long
+//! makes a round trip in about twice what it takes on the socket path, which has no slots
+//! (procman-bench's user-blocking row: 46-73 µs against 23-33 µs between two processes, on a
+//! VM whose wake-ups are slow), and a method that blocks or computes for long
 //! delays the others by 20 µs to 2 ms. The watch costs a thousand wake-ups a second, and only
 //! while connections wait; looks five times as often cost the 64 threads of the harness a
 //! tenth of their calls.
