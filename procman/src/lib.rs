@@ -209,7 +209,10 @@
 //! streams through it.
 //!
 //! A ring holds records, each on its own cache lines and ended by a commit word that the
-//! reader polls, so a small frame arrives in the one cache line that tells it came. A side
+//! reader polls, so a small frame arrives in the one cache line that tells it came; the writer
+//! of a record of up to 4 KiB asks for all its lines at once before it copies, and pushes
+//! those of one of up to 1 KiB to the shared cache after, where the reader finds them sooner
+//! (a 1 KiB echo takes about 18% less time with both). A side
 //! waiting for bytes (a reply, the next request) spins on the ring for a short, bounded time,
 //! then sleeps in `FUTEX_WAIT` on a flag in the shared header; the side that writes sees the
 //! flag and wakes it (`FUTEX_WAKE`, one system call, and no hint to the scheduler to run the
@@ -241,7 +244,9 @@
 //! turn waits for their quanta. A method that blocks where procman cannot see it (a sleep, a
 //! condition variable of its own) loses its slot to a waiting connection that finds its
 //! thread asleep, within 20 µs of that connection's arrival, or at the next look of the
-//! waiter that watches (every millisecond).
+//! waiter that watches (every millisecond). A type whose callers wait for each other that
+//! way (a mailbox on a condition variable of its own) pays for it on every exchange: about
+//! twice the socket path's round trip, so [`Transport::Socket`] suits a manager of such types.
 //!
 //! The peer may write the shared pages at any time: each side keeps its own positions, checks
 //! the peer's against the ring, and copies bytes out before anything decodes them; a broken

@@ -38,7 +38,7 @@
 //! the very caller that comes); one waiter at a time then watches, every [`BLOCKED_LOOK`].
 //! So a user type whose callers wait for each other in its methods (a mailbox of its own)
 //! makes a round trip in about twice what it takes on the socket path, which has no slots
-//! (procman-bench's user-blocking row: 46-73 µs against 23-33 µs between two processes, on a
+//! (procman-bench's user-blocking row: 36-73 µs against 17-33 µs between two processes, on a
 //! VM whose wake-ups are slow), and a method that blocks or computes for long
 //! delays the others by 20 µs to 2 ms. The watch costs a thousand wake-ups a second, and only
 //! while connections wait; looks five times as often cost the 64 threads of the harness a
