@@ -114,6 +114,7 @@ use std::time::{Duration, Instant};
 
 /// The bytes of each ring.
 pub(crate) const RING: usize = 128 * 1024;
+const _: () = assert!(RING.is_power_of_two());
 
 /// The header: the rings' positions and flags, and the mapping's identity.
 const HEADER: usize = 4096;
@@ -382,9 +383,17 @@ impl Channel {
         unsafe { self.map.as_mut_ptr().add(HEADER + ring * self.ring) }
     }
 
+    /// Where the absolute position `pos` lies in a ring. The ring's size is a power of two
+    /// (the client checks the server's), so this is a mask, not a division: a 64-bit division
+    /// costs 10 to 40 cycles, depending on the processor, and every look at the ring makes one.
+    fn offset(&self, pos: u64) -> usize {
+        debug_assert!(self.ring.is_power_of_two());
+        (pos & (self.ring as u64 - 1)) as usize
+    }
+
     /// The shared word at `pos` (an absolute position, a multiple of 8) of ring `ring`.
     fn ring_word(&self, ring: usize, pos: u64) -> &AtomicU64 {
-        let at = (pos % self.ring as u64) as usize;
+        let at = self.offset(pos);
         debug_assert!(at.is_multiple_of(8));
         // SAFETY: `at + 8 <= ring` (the ring's size is a multiple of 8 and `at` is one too), so
         // the word lies inside ring `ring` of the mapping, which lives as long as `self` and whose
@@ -504,7 +513,7 @@ impl Channel {
         while n < limit {
             let Some(len) = self.current()? else { break };
             let k = ((len - off) as usize).min(limit - n);
-            let at = ((head + RECORD_HEADER as u64 + off) % self.ring as u64) as usize;
+            let at = self.offset(head + RECORD_HEADER as u64 + off);
             let first = k.min(self.ring - at);
             // SAFETY: `at + first <= ring` and `k - first <= ring`, so both source ranges lie
             // inside ring `rx`; `buf[n..n + k]` is private memory, so the ranges do not overlap.
@@ -588,7 +597,7 @@ impl Channel {
     /// The offsets in the sending ring of the cache lines of a record of `len` body bytes at
     /// `tail` past its first line (which the reader polls), up to the end of the ring.
     fn lines_past_first(&self, tail: u64, len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
-        let at = (tail % self.ring as u64) as usize;
+        let at = self.offset(tail);
         let end = (at + RECORD_HEADER + len).min(self.ring);
         (at + RECORD_ALIGN..end.max(at + RECORD_ALIGN)).step_by(RECORD_ALIGN)
     }
@@ -597,7 +606,7 @@ impl Channel {
     /// `tail` of the sending ring; the record fits the free space.
     fn copy_in(&self, parts: &[IoSlice<'_>], tail: u64, range: std::ops::Range<usize>) {
         let base = self.ring_base(self.tx);
-        let mut at = ((tail + (RECORD_HEADER + range.start) as u64) % self.ring as u64) as usize;
+        let mut at = self.offset(tail + (RECORD_HEADER + range.start) as u64);
         let mut skip = range.start;
         let mut left = range.len();
         for part in parts {
@@ -619,7 +628,7 @@ impl Channel {
                 unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), base.add(at), n) };
                 left -= n;
                 part = &part[n..];
-                at = (at + n) % self.ring;
+                at = (at + n) & (self.ring - 1);
             }
         }
     }
