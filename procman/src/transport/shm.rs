@@ -1625,6 +1625,55 @@ mod tests {
     /// Frames through a channel, as the connections read and write them: straight into the
     /// body, and a frame that has begun must end by the frame timeout.
     #[test]
+    fn the_hinted_lines_of_a_record_are_its_lines_past_the_first_inside_the_ring() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let (c, _fd) = Channel::create(a).unwrap();
+        for tail in (0..RING as u64 * 2).step_by(RECORD_ALIGN * 7) {
+            for len in [0, 1, 47, 48, 49, 111, 112, 113, 1024, 4096, 4097] {
+                let at = c.offset(tail);
+                let lines: Vec<usize> = c.lines_past_first(tail, len).collect();
+                // Every line the record occupies past its first, up to the end of the ring.
+                let end = (at + RECORD_HEADER + len).min(RING);
+                let expected: Vec<usize> = (at + RECORD_ALIGN..end).step_by(RECORD_ALIGN).collect();
+                assert_eq!(lines, expected, "a record of {len} bytes at {tail}");
+                assert!(lines.iter().all(|&l| l < RING && l % RECORD_ALIGN == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn small_records_of_every_length_cross_many_laps_intact() {
+        // Lengths from 1 to 1,100 bytes, some records straddling the end of the ring: the
+        // sizes the writer's cache hints are for.
+        let (a, b) = UnixStream::pair().unwrap();
+        let (server, fd) = Channel::create(a).unwrap();
+        let client = Channel::open(b, fd, RING as u64).unwrap();
+        let lengths: Vec<usize> = (0..3000).map(|i| 1 + (i * 37) % 1100).collect();
+        let expected: usize = lengths.iter().sum();
+        let sent = lengths.clone();
+        let writer = std::thread::spawn(move || {
+            for (i, n) in sent.into_iter().enumerate() {
+                let bytes: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+                client.write_all(&[&bytes]).unwrap();
+            }
+        });
+        let mut got = Vec::with_capacity(expected);
+        let mut buf = vec![0u8; 4096];
+        while got.len() < expected {
+            let n = server.read(&mut buf).unwrap();
+            assert!(n > 0, "the channel ended early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().unwrap();
+        let mut at = 0;
+        for (i, n) in lengths.into_iter().enumerate() {
+            let want: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+            assert!(got[at..at + n] == want[..], "record {i} of {n} bytes");
+            at += n;
+        }
+    }
+
+    #[test]
     fn frames_of_every_size_read_through_a_channel_as_through_a_socket() {
         use crate::wire::Bytes;
         use crate::wire::frames::{FrameReader, FrameWriter, ReadError};
