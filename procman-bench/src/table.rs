@@ -23,6 +23,9 @@ pub(crate) enum Key {
     /// A round trip between two processes through a user type whose methods wait for each
     /// other, fast path beside `Transport::Socket`.
     UserBlocking,
+    /// The 99th percentile of put -> get latency to a consumer blocked in `get` while the
+    /// producer calls hot, fast path beside `Transport::Socket`.
+    WokenGetP99,
     /// One `get` per raw Unix round trip: what a manager Queue's consumer can reach at most.
     QueueReference,
     DictInsert,

@@ -68,6 +68,19 @@ pub(crate) fn rows(scale: Scale, python: &Python, table: &mut Table, runs: impl 
             socket,
             Bar::None,
         ));
+        progress("a get blocked while the producer calls hot: put -> get latency");
+        let (fast, socket) = match woken_get_p99(scale) {
+            Ok((fast, socket)) => (Ok(Fig::PerOp(fast)), Ok(Fig::PerOp(socket))),
+            Err(e) => (Err(err(e)), Err("—".into())),
+        };
+        table.push(Row::new(
+            Key::WokenGetP99,
+            "put -> get latency, 99th percentile, to a consumer process blocked in get while the \
+             producer calls hot between puts (baseline: fast path off, Transport::Socket)",
+            fast,
+            socket,
+            Bar::None,
+        ));
         // Each `get` is one synchronous round trip, so a consumer gets about one message per raw
         // round trip (measured earlier in the run): the row shows that rate beside Python's.
         let reference = table
@@ -183,6 +196,50 @@ fn mailbox_round_trips(scale: Scale) -> BoxResult<(f64, f64)> {
     fast.shutdown()?;
     socket.shutdown()?;
     Ok((best[0], best[1]))
+}
+
+/// In a child process: takes `n` items, each the time it was put at, and returns how long
+/// after its `put` each `get` returned (ns).
+fn woken_get_consumer((q, n): (QueueProxy<u64>, u64)) -> Vec<u64> {
+    (0..n)
+        .map(|_| {
+            let put_at = q.get().expect("get");
+            now_ns().saturating_sub(put_at)
+        })
+        .collect()
+}
+
+/// The 99th percentile of the time from a `put` to the `get` it satisfies, in seconds, with
+/// the fast path and with `Transport::Socket`: a consumer process waits in `get` while this
+/// process calls a counter without a pause between its puts (a hot pair on the cores the
+/// consumer's threads must be woken onto).
+fn woken_get_p99(scale: Scale) -> BoxResult<(f64, f64)> {
+    let (n, hot) = (scale.n(300, 100) as u64, Duration::from_millis(scale.n(3, 1) as u64));
+    let mut p99 = [0.0; 2];
+    for (i, transport) in [Transport::SharedMemory, Transport::Socket].into_iter().enumerate() {
+        let m = BenchManager::new().transport(transport).start()?;
+        let (q, c) = (m.queue::<u64>(0)?, m.counter(0)?);
+        let consumer = Process::spawn(woken_get_consumer, (q.clone(), n + 1))?;
+        q.put(now_ns())?; // the consumer is running once this one is taken
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.qsize()? > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        for _ in 0..n {
+            let until = Instant::now() + hot;
+            while Instant::now() < until {
+                black_box(c.incr(1)?);
+            }
+            q.put(now_ns())?;
+        }
+        let mut latencies = consumer.join()?;
+        latencies.remove(0);
+        latencies.sort_unstable();
+        p99[i] = latencies[(latencies.len() - 1) * 99 / 100] as f64 * 1e-9;
+        drop((q, c));
+        m.shutdown()?;
+    }
+    Ok((p99[0], p99[1]))
 }
 
 /// procman's figures for Python's other proxy rows, in operations per second: dict set, dict
